@@ -1,0 +1,167 @@
+"""Checks for the exercises at the end of each chapter.
+
+A check either prints a short confirmation or raises :class:`ExerciseError` (an ``AssertionError``)
+whose message says *what* is wrong and, where it can tell, *why*: the wrong shape, the wrong dtype,
+values that differ and where, an answer that is off by a transpose or by a constant factor.
+Running a chapter with its solutions is a test, so a wrong solution must fail loudly; a student
+sees the same message as feedback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+
+
+class ExerciseError(AssertionError):
+    """An exercise answer is not right yet; the message says what to look at."""
+
+
+def _ok(message: str) -> None:
+    print(f"Correct: {message}")
+
+
+def _as_tensor(value: Any, name: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if value is None:
+        raise ExerciseError(f"{name} is None: did the function forget to `return` its result?")
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ExerciseError(
+            f"{name} should be a tensor (or numbers), got {type(value).__name__}"
+        ) from err
+
+
+def _scale_factor(got: torch.Tensor, expected: torch.Tensor) -> float | None:
+    """The constant c with got ≈ c·expected, when there is one (and it is not 1)."""
+    mask = expected.abs() > 1e-6 * expected.abs().max().clamp_min(1e-30)
+    if mask.sum() < 2:
+        return None
+    ratios = got[mask] / expected[mask]
+    c = ratios.median().item()
+    if not torch.isfinite(torch.tensor(c)) or abs(c) < 1e-12 or abs(c - 1) < 1e-3:
+        return None
+    if torch.allclose(got, c * expected, rtol=1e-3, atol=1e-6 * expected.abs().max().item()):
+        return c
+    return None
+
+
+def check_tensor(
+    got: Any,
+    expected: Any,
+    *,
+    name: str = "your answer",
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    check_dtype: bool = False,
+) -> None:
+    """Check that ``got`` equals ``expected`` within ``atol + rtol·|expected|``, element by element.
+
+    On a mismatch the message names the first thing that is wrong: the type, the shape (and whether
+    the transpose would fit), the dtype when ``check_dtype``, NaNs, a constant factor, or the number
+    of wrong entries with the worst one's index and both values.
+    """
+    g = _as_tensor(got, name)
+    e = _as_tensor(expected, "the expected value")
+    if g.shape != e.shape:
+        hint = ""
+        if g.ndim >= 2 and g.transpose(-1, -2).shape == e.shape:
+            hint = " It has the shape of the transpose: check the order of the last two dimensions."
+        elif g.numel() == e.numel():
+            hint = " It has the right number of entries: a reshape or a missing sum/mean?"
+        raise ExerciseError(
+            f"{name} has shape {tuple(g.shape)}, expected {tuple(e.shape)}.{hint}"
+        )
+    if check_dtype and g.dtype != e.dtype:
+        raise ExerciseError(f"{name} has dtype {g.dtype}, expected {e.dtype}.")
+    if g.dtype == torch.bool or e.dtype == torch.bool or not (g.is_floating_point() or e.is_floating_point()):
+        wrong = g.to(e.dtype) != e if g.dtype != e.dtype else g != e
+        if wrong.any():
+            idx = tuple(int(i) for i in wrong.nonzero()[0])
+            raise ExerciseError(
+                f"{name}: {int(wrong.sum())} of {g.numel()} entries differ; first at index {idx}: "
+                f"got {g[idx].item()}, expected {e[idx].item()}."
+            )
+        _ok(f"{name} matches ({tuple(g.shape)}).")
+        return
+    g64, e64 = g.double(), e.double()
+    if torch.isnan(g64).any() and not torch.isnan(e64).any():
+        idx = tuple(int(i) for i in torch.isnan(g64).nonzero()[0])
+        raise ExerciseError(f"{name} contains NaN (first at index {idx}): look for 0/0, log(0) or inf − inf.")
+    close = torch.isclose(g64, e64, rtol=rtol, atol=atol, equal_nan=True)
+    if close.all():
+        _ok(f"{name} matches (shape {tuple(g.shape)}, max abs difference {(g64 - e64).abs().max().item():.2e}).")
+        return
+    if g64.ndim >= 2 and g64.shape[-1] == g64.shape[-2]:
+        if torch.allclose(g64.transpose(-1, -2), e64, rtol=rtol, atol=atol):
+            raise ExerciseError(f"{name} is the transpose of the expected value: swap the last two dimensions.")
+    c = _scale_factor(g64, e64)
+    if c is not None:
+        raise ExerciseError(
+            f"{name} is the expected value times {c:.4g}: a scale factor is missing or applied twice."
+        )
+    err = (g64 - e64).abs()
+    err[close] = 0
+    idx = tuple(int(i) for i in (err == err.max()).nonzero()[0])
+    raise ExerciseError(
+        f"{name}: {int((~close).sum())} of {g.numel()} entries differ (tolerance atol={atol}, rtol={rtol}); "
+        f"worst at index {idx}: got {g64[idx].item():.6g}, expected {e64[idx].item():.6g}."
+    )
+
+
+def check_close(got: Any, expected: float, *, name: str = "your answer", atol: float = 1e-6, rtol: float = 1e-4) -> None:
+    """Check one number. The message gives both values and their difference."""
+    if isinstance(got, torch.Tensor):
+        if got.numel() != 1:
+            raise ExerciseError(f"{name} should be a single number, got a tensor of shape {tuple(got.shape)}.")
+        got = got.item()
+    if got is None:
+        raise ExerciseError(f"{name} is None: did the function forget to `return` its result?")
+    try:
+        value = float(got)
+    except (TypeError, ValueError) as err:
+        raise ExerciseError(f"{name} should be a number, got {type(got).__name__}.") from err
+    if not abs(value - expected) <= atol + rtol * abs(expected):
+        raise ExerciseError(f"{name} is {value:.6g}, expected {expected:.6g} (difference {value - expected:+.3g}).")
+    _ok(f"{name} = {value:.6g}.")
+
+
+def check_true(condition: bool, *, fail: str, success: str) -> None:
+    """Check a property; ``fail`` explains what is wrong when it does not hold."""
+    if not condition:
+        raise ExerciseError(fail)
+    _ok(success)
+
+
+def check_function(
+    fn: Callable[..., Any],
+    cases: Iterable[tuple[Sequence[Any], Any]],
+    *,
+    name: str | None = None,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+) -> None:
+    """Call ``fn(*args)`` for each ``(args, expected)`` case and compare with :func:`check_tensor`.
+
+    The message names the failing case, so a learner can rerun exactly that call.
+    """
+    label = name or getattr(fn, "__name__", "your function")
+    cases = list(cases)
+    for i, (args, expected) in enumerate(cases):
+        try:
+            got = fn(*args)
+        except NotImplementedError as err:
+            raise ExerciseError(f"{label} is not written yet (it raised NotImplementedError).") from err
+        shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args)
+        try:
+            check_tensor(got, expected, name=f"{label}({shapes}) [case {i + 1}]", atol=atol, rtol=rtol)
+        except ExerciseError:
+            raise
+    _ok(f"{label} passes all {len(cases)} cases.")
+
+
+__all__ = ["ExerciseError", "check_close", "check_function", "check_tensor", "check_true"]

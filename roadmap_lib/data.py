@@ -1,0 +1,113 @@
+"""Loaders for the shipped data: the corpus as a character-level LM dataset, and the small tasks.
+
+``CharLMData`` turns ``data/jargon.txt`` into a train/validation split of character ids and draws
+batches of random windows from a ``torch.Generator`` (so a seed fixes every batch). The task files
+in ``data/tasks/`` come from the seeded generators in :mod:`roadmap_lib.tasks`
+(``python -m roadmap_lib.tasks build``); :func:`load_task` reads them back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import data_path
+
+
+def load_text(name: str = "jargon.txt") -> str:
+    """The text of a shipped corpus file (UTF-8)."""
+    return data_path(name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class CharVocab:
+    """A character-level vocabulary: id ``i`` is ``chars[i]``; the chars are sorted."""
+
+    chars: str
+
+    @classmethod
+    def from_text(cls, text: str) -> CharVocab:
+        return cls("".join(sorted(set(text))))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Ids of ``text`` as a 1-D int64 tensor; raises ``ValueError`` on characters not in the vocab."""
+        index = {c: i for i, c in enumerate(self.chars)}
+        try:
+            return torch.tensor([index[c] for c in text], dtype=torch.long)
+        except KeyError as err:
+            raise ValueError(f"text: character {err.args[0]!r} is not in the vocabulary") from None
+
+    def decode(self, ids) -> str:
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        bad = [i for i in ids if not 0 <= i < len(self.chars)]
+        if bad:
+            raise ValueError(f"ids: expected ids in [0, {len(self.chars)}), got {bad[:5]}")
+        return "".join(self.chars[i] for i in ids)
+
+
+class CharLMData:
+    """Next-character prediction on a corpus: contiguous train/val split, random-window batches.
+
+    The last ``val_fraction`` of the text is the validation split (no window straddles the two).
+    ``get_batch(split, generator)`` returns ``(inputs, targets)`` of shape (batch_size, context),
+    targets shifted by one; it is the ``get_batch`` that :func:`roadmap_lib.training.train` expects.
+    """
+
+    def __init__(self, text: str | None = None, *, context: int = 64, batch_size: int = 12,
+                 val_fraction: float = 0.1, vocab: CharVocab | None = None):
+        text = load_text() if text is None else text
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction: expected a float in (0, 1), got {val_fraction!r}")
+        if context < 1 or batch_size < 1:
+            raise ValueError(f"context/batch_size: expected ints >= 1, got {context}, {batch_size}")
+        self.vocab = vocab or CharVocab.from_text(text)
+        ids = self.vocab.encode(text)
+        n_val = int(len(ids) * val_fraction)
+        self.splits = {"train": ids[:-n_val], "val": ids[-n_val:]}
+        for name, part in self.splits.items():
+            if len(part) <= context + 1:
+                raise ValueError(
+                    f"text: the {name} split has {len(part)} characters, fewer than context+2={context + 2}"
+                )
+        self.context, self.batch_size = context, batch_size
+
+    def get_batch(self, split: str, generator: torch.Generator | None = None,
+                  batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if split not in self.splits:
+            raise ValueError(f"split: expected 'train' or 'val', got {split!r}")
+        data, n = self.splits[split], batch_size or self.batch_size
+        starts = torch.randint(0, len(data) - self.context - 1, (n,), generator=generator)
+        offsets = torch.arange(self.context)
+        x = data[starts[:, None] + offsets]
+        y = data[starts[:, None] + offsets + 1]
+        return x, y
+
+
+# --- task files ------------------------------------------------------------------------------
+
+
+def tasks_dir() -> Path:
+    return data_path("tasks")
+
+
+def load_task(name: str, split: str) -> list[dict[str, str]]:
+    """Rows of ``data/tasks/<name>/<split>.tsv`` as dicts (column name → string).
+
+    ``name``: "translation" (columns ``src``, ``tgt``) or "acceptability" (``label``, ``text``,
+    ``swap_i``, ``swap_j``); ``split``: "train", "val" or "test".
+    """
+    path = tasks_dir() / name / f"{split}.tsv"
+    if not path.is_file():
+        have = sorted(p.name for p in tasks_dir().iterdir())
+        raise FileNotFoundError(f"task file {path} not found; tasks available: {', '.join(have)}")
+    header, *lines = path.read_text(encoding="utf-8").splitlines()
+    columns = header.split("\t")
+    return [dict(zip(columns, line.split("\t"))) for line in lines]
+
+
+__all__ = ["CharLMData", "CharVocab", "load_task", "load_text", "tasks_dir"]

@@ -1,0 +1,202 @@
+"""Seeded generators of the two small tasks shipped in ``data/tasks/``.
+
+**translation**: sentences of a small English grammar and their translation into "Zetan", an
+invented verb-final language. Zetan puts adjectives and determiners after the noun, the verb at
+the end (subject-object-verb), adverbs first and prepositions after their noun phrase
+(postpositions); nouns mark the plural and verbs the tense with suffixes. A model must learn a
+lexicon *and* reorder words, so partial answers get partial BLEU: a real BLEU signal on a task a
+laptop learns in minutes.
+
+**acceptability**: sentences of the Jargon File (``data/jargon.txt``); half of them have two words
+swapped. Label 1 = the original sentence, 0 = corrupted (columns ``swap_i``/``swap_j`` give the
+swapped word positions, -1 for originals, so the same file serves token labelling). Learnable from
+word order alone but not trivial: some swaps keep a sentence plausible.
+
+``python -m roadmap_lib.tasks build`` rewrites both from their seeds; the output is byte-identical
+on every machine (pure-Python ``random.Random``, no floating point).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from . import DATA_DIR
+
+TRANSLATION_SEED = 5
+ACCEPTABILITY_SEED = 6
+TRANSLATION_SIZES = {"train": 8000, "val": 1000, "test": 1000}
+ACCEPTABILITY_SIZES = {"train": 5600, "val": 700, "test": 700}
+_PLAIN = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2014": "--"}
+
+# English lexicon: nouns (singular, plural), verbs (3rd-singular present, plural present, past).
+NOUNS = [("cat", "cats"), ("dog", "dogs"), ("bird", "birds"), ("hacker", "hackers"),
+         ("robot", "robots"), ("king", "kings"), ("farmer", "farmers"), ("river", "rivers"),
+         ("house", "houses"), ("tree", "trees"), ("ship", "ships"), ("book", "books"),
+         ("lamp", "lamps"), ("horse", "horses"), ("garden", "gardens"), ("stone", "stones"),
+         ("teacher", "teachers"), ("window", "windows"), ("program", "programs"), ("wizard", "wizards")]
+VERBS = [("sees", "see", "saw"), ("likes", "like", "liked"), ("finds", "find", "found"),
+         ("builds", "build", "built"), ("carries", "carry", "carried"), ("follows", "follow", "followed"),
+         ("paints", "paint", "painted"), ("watches", "watch", "watched"), ("breaks", "break", "broke"),
+         ("helps", "help", "helped"), ("hides", "hide", "hid"), ("writes", "write", "wrote")]
+ADJECTIVES = ["small", "big", "red", "old", "quiet", "clever", "green", "strange", "happy", "dark",
+              "bright", "lazy"]
+DETERMINERS = ["the", "a", "every", "no", "this", "my"]
+ADVERBS = ["quickly", "slowly", "often", "never", "today", "again"]
+PREPOSITIONS = ["near", "behind", "under", "with", "inside"]
+
+
+def _zetan_lexicon(rng: random.Random) -> dict[str, str]:
+    """A unique invented stem for every English lemma, made of consonant-vowel syllables."""
+    consonants, vowels = "ptkbdgmnlrsvz", "aeiou"
+    lemmas = ([n for n, _ in NOUNS] + [v for _, v, _ in VERBS] + ADJECTIVES + DETERMINERS
+              + ADVERBS + PREPOSITIONS)
+    lexicon, used = {}, set()
+    for lemma in lemmas:
+        while True:
+            word = "".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(rng.randint(2, 3)))
+            if word not in used:
+                used.add(word)
+                lexicon[lemma] = word
+                break
+    return lexicon
+
+
+def _noun_phrase(rng, lex, allow_pp: bool) -> tuple[list[str], list[str], bool]:
+    """English words, Zetan words and plurality of a noun phrase (maybe with a prepositional phrase)."""
+    singular, plural = rng.choice(NOUNS)
+    is_plural = rng.random() < 0.35
+    det = rng.choice(["the", "my", "no"] if is_plural else DETERMINERS)
+    adjs = rng.sample(ADJECTIVES, rng.choice([0, 0, 1, 1, 2]))
+    en = [det, *adjs, plural if is_plural else singular]
+    zt = [lex[singular] + ("n" if is_plural else ""), *[lex[a] for a in adjs], lex[det]]
+    if allow_pp and rng.random() < 0.3:
+        prep = rng.choice(PREPOSITIONS)
+        pen, pzt, _ = _noun_phrase(rng, lex, allow_pp=False)
+        en += [prep, *pen]
+        zt += [*pzt, lex[prep]]
+    return en, zt, is_plural
+
+
+def translation_pair(rng: random.Random, lex: dict[str, str]) -> tuple[str, str]:
+    subj_en, subj_zt, plural = _noun_phrase(rng, lex, allow_pp=True)
+    obj_en, obj_zt, _ = _noun_phrase(rng, lex, allow_pp=True)
+    sing, plur, past = rng.choice(VERBS)
+    tense = rng.choice(["present", "past"])
+    verb_en = past if tense == "past" else (plur if plural else sing)
+    verb_zt = lex[plur] + ("ta" if tense == "past" else "ru")
+    adverb = rng.choice(ADVERBS) if rng.random() < 0.4 else None
+    en = [*subj_en, verb_en, *obj_en] + ([adverb] if adverb else [])
+    zt = ([lex[adverb]] if adverb else []) + [*subj_zt, *obj_zt, verb_zt]
+    return " ".join(en), " ".join(zt)
+
+
+def translation_rows(seed: int = TRANSLATION_SEED) -> dict[str, list[dict]]:
+    rng = random.Random(seed)
+    lex = _zetan_lexicon(rng)
+    seen, rows = set(), []
+    total = sum(TRANSLATION_SIZES.values())
+    while len(rows) < total:
+        src, tgt = translation_pair(rng, lex)
+        if src not in seen:  # no sentence in two splits
+            seen.add(src)
+            rows.append({"src": src, "tgt": tgt})
+    return _split(rows, TRANSLATION_SIZES)
+
+
+def corpus_sentences(text: str, min_words: int = 6, max_words: int = 30) -> list[str]:
+    """Prose sentences of the Jargon File in plain ASCII, without cross-reference braces or symbols."""
+    text = text.replace("{", "").replace("}", "")
+    for fancy, plain in _PLAIN.items():
+        text = text.replace(fancy, plain)
+    sentences = []
+    for para in re.split(r"\n\s*\n", text):
+        para = " ".join(para.split())
+        for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"])", para):
+            words = s.split()
+            if (min_words <= len(words) <= max_words
+                    and re.fullmatch(r"[A-Za-z0-9 ,.;:'\"()\[\]!?/&-]+", s) and s[-1] in ".!?\""):
+                sentences.append(s)
+    return sorted(set(sentences))
+
+
+def acceptability_rows(seed: int = ACCEPTABILITY_SEED) -> dict[str, list[dict]]:
+    text = (DATA_DIR / "jargon.txt").read_text(encoding="utf-8")
+    rng = random.Random(seed)
+    sentences = corpus_sentences(text)
+    rng.shuffle(sentences)
+    total = sum(ACCEPTABILITY_SIZES.values())
+    if len(sentences) < total:
+        raise RuntimeError(f"only {len(sentences)} usable sentences, need {total}")
+    rows = []
+    for s in sentences[:total]:
+        words = s.split()
+        if rng.random() < 0.5:
+            rows.append({"label": "1", "text": s, "swap_i": "-1", "swap_j": "-1"})
+            continue
+        while True:
+            i, j = sorted(rng.sample(range(len(words)), 2))
+            if words[i].lower() != words[j].lower():
+                break
+        words[i], words[j] = words[j], words[i]
+        rows.append({"label": "0", "text": " ".join(words), "swap_i": str(i), "swap_j": str(j)})
+    return _split(rows, ACCEPTABILITY_SIZES)
+
+
+def _split(rows: list[dict], sizes: dict[str, int]) -> dict[str, list[dict]]:
+    out, start = {}, 0
+    for name, n in sizes.items():
+        out[name] = rows[start : start + n]
+        start += n
+    return out
+
+
+def _write_tsv(rows: list[dict], path: Path) -> None:
+    """Tab-separated, header first; fields never contain tabs or newlines (checked)."""
+    columns = list(rows[0])
+    lines = ["\t".join(columns)]
+    for row in rows:
+        fields = [row[c] for c in columns]
+        if any("\t" in f or "\n" in f for f in fields):
+            raise ValueError(f"row {row!r}: a field contains a tab or newline")
+        lines.append("\t".join(fields))
+    text = "\n".join(lines) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+GENERATORS = {"translation": translation_rows, "acceptability": acceptability_rows}
+
+
+def build(out_dir: Path | None = None) -> list[Path]:
+    """Write ``<out_dir>/<task>/<split>.tsv`` for every task; return the paths."""
+    out_dir = Path(out_dir) if out_dir else DATA_DIR / "tasks"
+    paths = []
+    for name, make in GENERATORS.items():
+        for split, rows in make().items():
+            path = out_dir / name / f"{split}.tsv"
+            _write_tsv(rows, path)
+            paths.append(path)
+    return paths
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] != ["build"]:
+        print("usage: python -m roadmap_lib.tasks build [OUT_DIR]", file=sys.stderr)
+        return 2
+    for p in build(Path(argv[1]) if len(argv) > 1 else None):
+        digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        print(f"{p}  {p.stat().st_size} bytes  sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,77 @@
+"""Data loaders and the seeded task generators."""
+
+import hashlib
+import random
+
+import pytest
+import torch
+
+from roadmap_lib.data import CharLMData, CharVocab, load_task, load_text, tasks_dir
+from roadmap_lib.tasks import _zetan_lexicon, build, corpus_sentences, translation_pair
+
+
+def test_vocab_roundtrip_and_errors():
+    v = CharVocab.from_text("hello world")
+    assert v.chars == " dehlorw" and len(v) == 8
+    assert v.decode(v.encode("world hello")) == "world hello"
+    with pytest.raises(ValueError, match="'z' is not in the vocabulary"):
+        v.encode("zoo")
+    with pytest.raises(ValueError, match=r"expected ids in \[0, 8\)"):
+        v.decode([3, 8])
+
+
+def test_char_lm_batches_are_shifted_and_seeded():
+    data = CharLMData(context=16, batch_size=5)
+    text = load_text()
+    assert len(data.vocab) < 200 and len(data.splits["val"]) == int(0.1 * len(text))
+    x, y = data.get_batch("train", torch.Generator().manual_seed(3))
+    assert x.shape == y.shape == (5, 16) and x.dtype == torch.long
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    assert data.vocab.decode(x[0]) in text
+    x2, _ = data.get_batch("train", torch.Generator().manual_seed(3))
+    x3, _ = data.get_batch("train", torch.Generator().manual_seed(4))
+    assert torch.equal(x, x2) and not torch.equal(x, x3)
+    xv, _ = data.get_batch("val", torch.Generator().manual_seed(3))
+    assert data.vocab.decode(xv[0]) in text[-len(data.splits["val"]) :]
+    with pytest.raises(ValueError, match="split"):
+        data.get_batch("test")
+    with pytest.raises(ValueError, match="fewer than context"):
+        CharLMData("abc" * 10, context=16)
+
+
+def test_shipped_task_files_are_reproducible(tmp_path):
+    paths = build(tmp_path)
+    for p in paths:
+        shipped = tasks_dir() / p.relative_to(tmp_path)
+        assert hashlib.sha256(p.read_bytes()).digest() == hashlib.sha256(shipped.read_bytes()).digest(), p
+
+
+def test_translation_task():
+    rows = {s: load_task("translation", s) for s in ("train", "val", "test")}
+    assert [len(r) for r in rows.values()] == [8000, 1000, 1000]
+    srcs = [set(r["src"] for r in part) for part in rows.values()]
+    assert not (srcs[0] & srcs[1]) and not (srcs[0] & srcs[2])  # no leakage
+    # the grammar: verb last in Zetan with a tense suffix; same lexicon everywhere
+    lex = _zetan_lexicon(random.Random(0))
+    src, tgt = translation_pair(random.Random(1), lex)
+    assert tgt.split()[-1][-2:] in ("ta", "ru")
+    for row in rows["train"][:200]:
+        assert row["tgt"].split()[-1][-2:] in ("ta", "ru")
+        assert len(row["tgt"].split()) == len(row["src"].split())  # one Zetan word per English word
+
+
+def test_acceptability_task():
+    rows = load_task("acceptability", "train")
+    originals = set(corpus_sentences(load_text()))
+    assert len(rows) == 5600
+    labels = [r["label"] for r in rows]
+    assert 0.45 < labels.count("1") / len(labels) < 0.55
+    for r in rows[:300]:
+        i, j = int(r["swap_i"]), int(r["swap_j"])
+        assert (r["label"] == "1") == (i == j == -1)
+        w = r["text"].split()
+        if r["label"] == "0":
+            w[i], w[j] = w[j], w[i]
+        assert " ".join(w) in originals  # undoing the swap gives back a corpus sentence
+    with pytest.raises(FileNotFoundError, match="tasks available"):
+        load_task("nope", "train")

@@ -1,0 +1,198 @@
+"""FlashAttention-2 Triton kernels (kernels/flash_attention.py), run through Triton's interpreter
+on CPU: forward output and log-sum-exp, backward dQ/dK/dV, against a float64 naive reference and
+against torch's scaled_dot_product_attention.
+
+Run: TRITON_INTERPRET=1 python -m pytest -m kernels tests/   (this module sets it itself when
+there is no CUDA, as long as nothing imported roadmap_lib.kernels before it).
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import torch.nn.functional as F  # noqa: E402
+
+from roadmap_lib.kernels import INTERPRET, flash_attention  # noqa: E402
+from roadmap_lib.kernels.reference import naive_attention  # noqa: E402
+
+pytestmark = pytest.mark.kernels
+
+if not INTERPRET and not torch.cuda.is_available():
+    raise RuntimeError(
+        "roadmap_lib.kernels was imported without TRITON_INTERPRET=1 before this module set it; "
+        "run `TRITON_INTERPRET=1 python -m pytest -m kernels tests/`"
+    )
+
+DEVICE = "cuda" if torch.cuda.is_available() and not INTERPRET else "cpu"
+# (output, gradient) tolerances against the float64 reference, per input dtype
+TOL = {torch.float32: (2e-5, 5e-5), torch.float16: (4e-3, 1e-2), torch.bfloat16: (3e-2, 6e-2)}
+
+
+def make_inputs(batch, heads, kv_heads, lq, lk, d, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(batch, heads, lq, d, generator=g)
+    k = torch.randn(batch, kv_heads, lk, d, generator=g)
+    v = torch.randn(batch, kv_heads, lk, d, generator=g)
+    do = torch.randn(batch, heads, lq, d, generator=g)
+    return [t.to(DEVICE, dtype) for t in (q, k, v, do)]
+
+
+def run_flash(q, k, v, do, causal, **kw):
+    q, k, v = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    o, lse = flash_attention(q, k, v, causal=causal, return_lse=True, **kw)
+    o.backward(do)
+    return o.detach(), lse, q.grad, k.grad, v.grad
+
+
+def run_naive64(q, k, v, do, causal):
+    q, k, v = (t.detach().double().requires_grad_() for t in (q, k, v))
+    o, lse = naive_attention(q, k, v, causal=causal)
+    o.backward(do.double())
+    return o.detach(), lse.detach(), q.grad, k.grad, v.grad
+
+
+def assert_close(got, expected, tol, what):
+    err = (got.double() - expected.double()).abs().max().item()
+    scale = max(1.0, expected.abs().max().item())
+    assert err <= tol * scale, f"{what}: max abs error {err:.3g} > {tol * scale:.3g}"
+
+
+def check_against_naive(q, k, v, do, causal, **kw):
+    got = run_flash(q, k, v, do, causal, **kw)
+    ref = run_naive64(q, k, v, do, causal)
+    tol_o, tol_g = TOL[q.dtype]
+    assert got[0].dtype == q.dtype and got[0].shape == q.shape
+    assert got[1].dtype == torch.float32 and got[1].shape == q.shape[:3]
+    for name, g, r, tol in zip(("o", "lse", "dq", "dk", "dv"), got, ref, (tol_o, tol_o, tol_g, tol_g, tol_g)):
+        assert g.shape == r.shape, f"{name}: shape {tuple(g.shape)} != {tuple(r.shape)}"
+        assert torch.isfinite(g).all(), f"{name}: not finite"
+        assert_close(g, r, tol, name)
+    return got
+
+
+HEADS = {"MHA": (4, 4), "GQA": (4, 2), "MQA": (4, 1)}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("kind", list(HEADS))
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_against_naive_and_sdpa(causal, kind, dtype):
+    heads, kv_heads = HEADS[kind]
+    q, k, v, do = make_inputs(2, heads, kv_heads, 45, 45, 32, dtype)  # 45: a ragged last block
+    o, lse, dq, dk, dv = check_against_naive(q, k, v, do, causal)
+
+    # torch's own attention, computed in float32 from the same inputs
+    q2, k2, v2 = (t.detach().float().requires_grad_() for t in (q, k, v))
+    o_ref = F.scaled_dot_product_attention(q2, k2, v2, is_causal=causal, enable_gqa=heads != kv_heads)
+    o_ref.backward(do.float())
+    tol_o, tol_g = TOL[dtype]
+    assert_close(o, o_ref, tol_o, "o vs SDPA")
+    for name, g, r in (("dq", dq, q2.grad), ("dk", dk, k2.grad), ("dv", dv, v2.grad)):
+        assert_close(g, r, tol_g, f"{name} vs SDPA")
+
+
+@pytest.mark.parametrize(
+    "lq, lk, causal",
+    [(1, 1, False), (1, 1, True), (17, 50, False), (50, 17, False), (33, 33, True), (7, 70, False)],
+)
+def test_ragged_and_unequal_lengths(lq, lk, causal):
+    q, k, v, do = make_inputs(1, 2, 1, lq, lk, 16, torch.float32, seed=lq * 100 + lk)
+    check_against_naive(q, k, v, do, causal, block_m=16, block_n=16)
+
+
+@pytest.mark.parametrize("d", [16, 40, 128])
+def test_head_dims(d):
+    q, k, v, do = make_inputs(1, 2, 2, 20, 20, d, torch.float32, seed=d)
+    check_against_naive(q, k, v, do, causal=True)
+
+
+def test_block_sizes_and_scale():
+    q, k, v, do = make_inputs(1, 2, 2, 40, 40, 16, torch.float32, seed=3)
+    a = run_flash(q, k, v, do, True, block_m=16, block_n=32)
+    b = run_flash(q, k, v, do, True, block_m=32, block_n=16)
+    for x, y in zip(a, b):
+        assert_close(x, y, 1e-5, "different tiles")
+    q2, k2, v2 = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    o = flash_attention(q2, k2, v2, scale=0.3)
+    o_ref = F.scaled_dot_product_attention(q, k, v, scale=0.3)
+    assert_close(o, o_ref, 2e-5, "scale=0.3")
+
+
+def test_non_contiguous_inputs():
+    q, k, v, do = make_inputs(2, 2, 2, 24, 24, 16, torch.float32, seed=5)
+    # a (batch, seq, heads, d) layout viewed as (batch, heads, seq, d)
+    qt, kt, vt = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v))
+    assert not qt.is_contiguous()
+    o = flash_attention(qt, kt, vt, causal=True)
+    assert_close(o, naive_attention(q.double(), k.double(), v.double(), causal=True)[0], 2e-5, "o")
+
+
+def test_bfloat16_path():
+    """bfloat16 runs (in float32 under the interpreter, see kernels/_triton_env.py) and returns bfloat16."""
+    q, k, v, do = make_inputs(1, 4, 2, 33, 33, 16, torch.bfloat16, seed=7)
+    o, lse, dq, dk, dv = check_against_naive(q, k, v, do, causal=True)
+    assert o.dtype == dq.dtype == dk.dtype == dv.dtype == torch.bfloat16
+
+
+def test_deterministic():
+    q, k, v, do = make_inputs(2, 4, 2, 40, 40, 16, torch.float16, seed=11)
+    first = run_flash(q, k, v, do, causal=True)
+    second = run_flash(q, k, v, do, causal=True)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+
+
+def test_lse_matches_logsumexp():
+    q, k, v, _ = make_inputs(1, 2, 2, 19, 23, 16, torch.float32, seed=13)
+    _, lse = flash_attention(q, k, v, return_lse=True)
+    s = q.double() @ k.double().transpose(-1, -2) / 4.0
+    assert_close(lse, torch.logsumexp(s, -1), 1e-5, "lse")
+
+
+def _bad(shape_q=(1, 4, 8, 16), shape_k=(1, 4, 8, 16), shape_v=None, dtype=torch.float32, **kw):
+    q = torch.randn(shape_q).to(DEVICE, dtype)
+    k = torch.randn(shape_k).to(DEVICE, dtype)
+    v = torch.randn(shape_v or shape_k).to(DEVICE, dtype)
+    return q, k, v, kw
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        (_bad(shape_k=(1, 4, 8, 32)), "expected head dim 16 to match q's, got 32"),
+        (_bad(shape_k=(2, 4, 8, 16)), "expected batch 1"),
+        (_bad(shape_v=(1, 4, 9, 16)), "v: expected the shape of k"),
+        (_bad(shape_k=(1, 3, 8, 16)), "multiple of the number of key/value heads, got 3"),
+        (_bad(shape_q=(1, 4, 8, 8), shape_k=(1, 4, 8, 8)), "unsupported head dim 8"),
+        (_bad(shape_q=(1, 4, 8, 256), shape_k=(1, 4, 8, 256)), "unsupported head dim 256"),
+        (_bad(dtype=torch.float64), "unsupported dtype torch.float64"),
+        (_bad(shape_q=(4, 8, 16), shape_k=(4, 8, 16)), "expected 4 dimensions"),
+        (_bad(shape_k=(1, 4, 9, 16), causal=True), "causal=True needs equal"),
+        (_bad(scale=-1.0), "scale: expected a positive"),
+        (_bad(block_m=24), "block_m: expected a power of two"),
+    ],
+)
+def test_bad_input_raises(case, match):
+    q, k, v, kw = case
+    with pytest.raises(ValueError, match=match):
+        flash_attention(q, k, v, **kw)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-without-interpreter message")
+def test_cpu_without_interpreter_says_what_to_do():
+    code = (
+        "import torch\n"
+        "from roadmap_lib.kernels import flash_attention\n"
+        "q = torch.randn(1, 1, 4, 16)\n"
+        "try:\n    flash_attention(q, q, q)\n"
+        "except RuntimeError as e:\n    print(e)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "TRITON_INTERPRET" in out.stdout, out.stdout + out.stderr

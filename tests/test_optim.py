@@ -10,6 +10,14 @@ from hypothesis import strategies as st
 from roadmap_lib.optim import AdamW, clip_grad_norm, param_groups_with_decay, set_lr, warmup_cosine
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():  # tiny models: threads only add contention
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _model(seed=0):
     torch.manual_seed(seed)
     return torch.nn.Sequential(
@@ -96,6 +104,7 @@ def test_clip_grad_norm_matches_torch(max_norm):
     extra=st.integers(1, 500),
     min_ratio=st.floats(0.0, 1.0),
 )
+
 def test_warmup_cosine_matches_transformers(warmup, extra, min_ratio):
     from transformers.optimization import _get_cosine_schedule_with_warmup_lr_lambda as ref
 

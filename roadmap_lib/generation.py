@@ -1,0 +1,198 @@
+"""Decoding: greedy, beam search, and sampling with temperature, top-k and top-p.
+
+Everything works on any callable ``model(ids) -> logits`` with ids ``(batch, seq)`` and logits
+``(batch, seq, vocab)``: our models, or a transformers model wrapped as
+``lambda ids: hf_model(ids).logits``. Each step feeds the whole sequence again (clear, quadratic);
+``context_length`` crops the input to the model's window, so generation can run past it.
+
+The filters follow transformers' logits warpers (``TopKLogitsWarper``, ``TopPLogitsWarper``) and
+beam search follows ``generate(num_beams=..., length_penalty=...)``; ``tests/test_generation.py``
+checks both against transformers with the same weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+Model = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _check_ids(ids: torch.Tensor) -> None:
+    if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.dtype != torch.long:
+        got = f"{tuple(ids.shape)} {ids.dtype}" if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise ValueError(f"ids: expected a (batch, seq) int64 tensor, got {got}")
+    if ids.shape[1] == 0:
+        raise ValueError("ids: expected at least one prompt token per row, got seq = 0")
+
+
+@torch.no_grad()
+def next_token_logits(model: Model, ids: torch.Tensor, context_length: int | None = None) -> torch.Tensor:
+    """Logits ``(batch, vocab)`` for the token after ``ids``, seeing at most ``context_length`` tokens."""
+    if context_length is not None:
+        ids = ids[:, -context_length:]
+    logits = model(ids)
+    if logits.ndim != 3 or logits.shape[:2] != ids.shape:
+        raise ValueError(
+            f"model: expected logits (batch, seq, vocab) = ({ids.shape[0]}, {ids.shape[1]}, V), "
+            f"got {tuple(logits.shape)}"
+        )
+    return logits[:, -1, :].float()
+
+
+# --- logits filters: (batch, vocab) -> (batch, vocab), removed tokens set to -inf ----------------
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Divide by ``temperature``: < 1 sharpens the distribution, > 1 flattens it."""
+    if not temperature > 0:
+        raise ValueError(f"temperature: expected a float > 0 (use greedy for 0), got {temperature!r}")
+    return logits / temperature
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the ``k`` largest logits per row (and any tied with the k-th); the rest become -inf."""
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"top_k: expected an int >= 1, got {k!r}")
+    k = min(k, logits.shape[-1])
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """Nucleus filtering: keep the smallest set of most likely tokens whose probability reaches ``p``.
+
+    Sort ascending; drop tokens while the cumulative probability of what is dropped stays
+    ``<= 1 - p``; always keep the ``min_tokens_to_keep`` most likely.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"top_p: expected a float in [0, 1], got {p!r}")
+    sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    remove_sorted = cumulative <= (1 - p)
+    remove_sorted[..., -min_tokens_to_keep:] = False
+    remove = remove_sorted.scatter(-1, order, remove_sorted)
+    return logits.masked_fill(remove, float("-inf"))
+
+
+def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> torch.Tensor:
+    """Temperature, then top-k, then top-p (transformers' order)."""
+    logits = apply_temperature(logits, temperature)
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None and top_p < 1.0:
+        logits = top_p_filter(logits, top_p)
+    return logits
+
+
+# --- greedy and sampling ----------------------------------------------------------------------
+
+
+def _decode_loop(model, ids, max_new_tokens, choose, eos_token_id, pad_token_id, context_length):
+    _check_ids(ids)
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens: expected an int >= 0, got {max_new_tokens}")
+    pad = eos_token_id if pad_token_id is None else pad_token_id
+    finished = torch.zeros(ids.shape[0], dtype=torch.bool)
+    for _ in range(max_new_tokens):
+        token = choose(next_token_logits(model, ids, context_length))
+        if eos_token_id is not None:
+            token = torch.where(finished, torch.full_like(token, pad), token)
+            finished |= token == eos_token_id
+        ids = torch.cat([ids, token[:, None]], dim=1)
+        if finished.all():
+            break
+    return ids
+
+
+def greedy(model: Model, ids: torch.Tensor, max_new_tokens: int, *, eos_token_id: int | None = None,
+           pad_token_id: int | None = None, context_length: int | None = None) -> torch.Tensor:
+    """Append the most likely token ``max_new_tokens`` times; rows that emitted ``eos_token_id``
+    are padded with ``pad_token_id`` (default: the eos id). Returns ``(batch, seq + new)``."""
+    return _decode_loop(model, ids, max_new_tokens, lambda lg: lg.argmax(dim=-1),
+                        eos_token_id, pad_token_id, context_length)
+
+
+def sample(model: Model, ids: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
+           top_k: int | None = None, top_p: float | None = None,
+           generator: torch.Generator | None = None, eos_token_id: int | None = None,
+           pad_token_id: int | None = None, context_length: int | None = None) -> torch.Tensor:
+    """Draw each next token from softmax(filtered logits); seeded by ``generator``."""
+    def choose(logits):
+        probs = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p).softmax(-1)
+        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+    return _decode_loop(model, ids, max_new_tokens, choose, eos_token_id, pad_token_id, context_length)
+
+
+# --- beam search ------------------------------------------------------------------------------
+
+
+def beam_search(model: Model, ids: torch.Tensor, max_new_tokens: int, *, num_beams: int = 4,
+                length_penalty: float = 1.0, eos_token_id: int | None = None,
+                early_stopping: bool = False, context_length: int | None = None) -> list[torch.Tensor]:
+    """Beam search, one prompt row at a time; returns the best sequence of each row (prompt included).
+
+    Each step extends every live beam by every token, keeps the ``2 * num_beams`` best by total
+    log-probability, moves those among the top ``num_beams`` that end in ``eos_token_id`` (or reach
+    the length limit) to a pool of finished hypotheses scored ``logp / generated_len ** length_penalty``
+    and continues with the ``num_beams`` best unfinished ones. It stops when the pool is full and no
+    live beam can beat its worst entry (or, with ``early_stopping``, as soon as the pool is full).
+    """
+    _check_ids(ids)
+    if num_beams < 1:
+        raise ValueError(f"num_beams: expected an int >= 1, got {num_beams}")
+    return [_beam_search_row(model, row[None], max_new_tokens, num_beams, length_penalty,
+                             eos_token_id, early_stopping, context_length) for row in ids]
+
+
+def _beam_search_row(model, prompt, max_new_tokens, num_beams, length_penalty, eos_token_id,
+                     early_stopping, context_length):
+    prompt_len = prompt.shape[1]
+    beams = prompt  # (live beams, seq): a single beam at first
+    scores = torch.zeros(1)
+    finished: list[tuple[float, torch.Tensor]] = []  # (normalised score, sequence), best first
+    for step in range(max_new_tokens):
+        logp = F.log_softmax(next_token_logits(model, beams, context_length), dim=-1)
+        vocab = logp.shape[-1]
+        total = (logp + scores[:, None]).flatten()
+        n_keep = min(2 * num_beams, total.numel())
+        top_scores, top_idx = torch.topk(total, n_keep)
+        generated = step + 1
+        last_step = generated == max_new_tokens
+        pool_was_full = len(finished) == num_beams
+        live = []
+        for rank, (score, idx) in enumerate(zip(top_scores.tolist(), top_idx.tolist())):
+            seq = torch.cat([beams[idx // vocab], torch.tensor([idx % vocab])])
+            if idx % vocab == eos_token_id or last_step:
+                if rank < num_beams and not (early_stopping and pool_was_full):
+                    finished.append((score / generated**length_penalty, seq))
+                    finished = sorted(finished, key=lambda t: -t[0])[:num_beams]
+            elif len(live) < num_beams:
+                live.append((score, seq))
+        if last_step or not live:
+            break
+        beams = torch.stack([s for _, s in live])
+        scores = torch.tensor([sc for sc, _ in live])
+        if len(finished) == num_beams:
+            if early_stopping:
+                break
+            best_possible = scores[0].item() / generated**length_penalty
+            if best_possible <= finished[-1][0]:
+                break
+    return finished[0][1] if finished else beams[0]
+
+
+__all__ = [
+    "apply_temperature",
+    "beam_search",
+    "filter_logits",
+    "greedy",
+    "next_token_logits",
+    "sample",
+    "top_k_filter",
+    "top_p_filter",
+]

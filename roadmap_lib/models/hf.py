@@ -1,0 +1,165 @@
+"""Weights both ways between our models and transformers' (``GPT2LMHeadModel``, ``LlamaForCausalLM``).
+
+The per-layer mapping (names, GPT-2's transposed ``Conv1D`` and fused q|k|v) is
+:mod:`roadmap_lib.hf_layers`'; here are the embeddings, the final norm, the head and the configs.
+Nothing is downloaded: pass a model you built (random weights) or one from your local cache
+(:func:`load_local_pretrained`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..hf_layers import hf_state_dict, state_dict_from_hf
+from .gpt import GPT, GPTConfig
+from .llama import Llama, LlamaConfig
+
+
+def _per_layer(sd: dict[str, torch.Tensor], prefix: str) -> dict[int, dict[str, torch.Tensor]]:
+    layers: dict[int, dict[str, torch.Tensor]] = {}
+    for name, t in sd.items():
+        if name.startswith(prefix):
+            idx, rest = name[len(prefix):].split(".", 1)
+            layers.setdefault(int(idx), {})[rest] = t
+    return layers
+
+
+# --- GPT-2 ------------------------------------------------------------------------------------
+
+
+def gpt_config_from_hf(config) -> GPTConfig:
+    if config.model_type != "gpt2":
+        raise ValueError(f"config: expected a GPT2Config, got model_type={config.model_type!r}")
+    if config.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise ValueError(f"config.activation_function: expected 'gelu_new', got {config.activation_function!r}")
+    return GPTConfig(
+        vocab_size=config.vocab_size, context_length=config.n_positions, d_model=config.n_embd,
+        n_layers=config.n_layer, n_heads=config.n_head, d_ff=config.n_inner,
+        dropout=0.0, norm_eps=config.layer_norm_epsilon, tie_embeddings=config.tie_word_embeddings,
+    )
+
+
+def gpt_from_hf(hf_model: nn.Module) -> GPT:
+    """Our :class:`GPT` with the weights of a transformers ``GPT2LMHeadModel``."""
+    model = GPT(gpt_config_from_hf(hf_model.config))
+    sd = hf_model.state_dict()
+    ours = {"wte.weight": sd["transformer.wte.weight"], "wpe.weight": sd["transformer.wpe.weight"],
+            "ln_f.weight": sd["transformer.ln_f.weight"], "ln_f.bias": sd["transformer.ln_f.bias"],
+            "lm_head.weight": sd["lm_head.weight"]}
+    for i, layer in _per_layer(sd, "transformer.h.").items():
+        ours.update({f"blocks.{i}.{k}": v for k, v in state_dict_from_hf(layer, "gpt2").items()})
+    model.load_state_dict(ours, strict=True)
+    return model.eval()
+
+
+def gpt_to_hf(model: GPT) -> nn.Module:
+    """A transformers ``GPT2LMHeadModel`` with our GPT's weights."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    c = model.config
+    if not c.bias:
+        raise ValueError("model: GPT-2 has biases; a GPTConfig(bias=False) model has no counterpart")
+    hf = GPT2LMHeadModel(GPT2Config(
+        vocab_size=c.vocab_size, n_positions=c.context_length, n_embd=c.d_model, n_layer=c.n_layers,
+        n_head=c.n_heads, n_inner=c.d_ff, layer_norm_epsilon=c.norm_eps, activation_function="gelu_new",
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=c.tie_embeddings,
+    ))
+    sd = model.state_dict()
+    theirs = {"transformer.wte.weight": sd["wte.weight"], "transformer.wpe.weight": sd["wpe.weight"],
+              "transformer.ln_f.weight": sd["ln_f.weight"], "transformer.ln_f.bias": sd["ln_f.bias"],
+              "lm_head.weight": sd["lm_head.weight"]}
+    for i, block in enumerate(model.blocks):
+        theirs.update({f"transformer.h.{i}.{k}": v for k, v in hf_state_dict(block, "gpt2").items()})
+    missing, unexpected = hf.load_state_dict(theirs, strict=False)
+    # GPT-2 keeps a non-persistent causal-mask buffer in some versions; weights must all be there
+    missing = [k for k in missing if not k.endswith((".attn.bias", ".attn.masked_bias"))]
+    if missing or unexpected:
+        raise RuntimeError(f"gpt_to_hf: missing {missing}, unexpected {unexpected}")
+    return hf.eval()
+
+
+# --- Llama ------------------------------------------------------------------------------------
+
+
+def _rope_theta(config) -> float:
+    params = getattr(config, "rope_parameters", None) or {}
+    if params.get("rope_type", "default") != "default":
+        raise ValueError(f"config.rope_parameters: only the default RoPE is supported, got {params}")
+    return float(params.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+
+
+def llama_config_from_hf(config) -> LlamaConfig:
+    if config.model_type != "llama":
+        raise ValueError(f"config: expected a LlamaConfig, got model_type={config.model_type!r}")
+    if config.attention_bias or config.mlp_bias or config.hidden_act != "silu":
+        raise ValueError("config: expected attention_bias=False, mlp_bias=False, hidden_act='silu'")
+    return LlamaConfig(
+        vocab_size=config.vocab_size, context_length=config.max_position_embeddings,
+        d_model=config.hidden_size, n_layers=config.num_hidden_layers,
+        n_heads=config.num_attention_heads, n_kv_heads=config.num_key_value_heads,
+        head_dim=config.head_dim, d_ff=config.intermediate_size, rope_base=_rope_theta(config),
+        norm_eps=config.rms_norm_eps, tie_embeddings=config.tie_word_embeddings,
+    )
+
+
+def llama_from_hf(hf_model: nn.Module) -> Llama:
+    """Our :class:`Llama` with the weights of a transformers ``LlamaForCausalLM``."""
+    model = Llama(llama_config_from_hf(hf_model.config))
+    sd = hf_model.state_dict()
+    ours = {"embed.weight": sd["model.embed_tokens.weight"], "norm.weight": sd["model.norm.weight"],
+            "lm_head.weight": sd["lm_head.weight"]}
+    for i, layer in _per_layer(sd, "model.layers.").items():
+        ours.update({f"blocks.{i}.{k}": v for k, v in state_dict_from_hf(layer, "llama").items()})
+    model.load_state_dict(ours, strict=True)
+    return model.eval()
+
+
+def llama_to_hf(model: Llama) -> nn.Module:
+    """A transformers ``LlamaForCausalLM`` with our Llama's weights."""
+    from transformers import LlamaConfig as HFLlamaConfig
+    from transformers import LlamaForCausalLM
+
+    c = model.config
+    hf = LlamaForCausalLM(HFLlamaConfig(
+        vocab_size=c.vocab_size, max_position_embeddings=c.context_length, hidden_size=c.d_model,
+        num_hidden_layers=c.n_layers, num_attention_heads=c.n_heads, num_key_value_heads=c.n_kv_heads,
+        head_dim=c.head_dim, intermediate_size=c.d_ff, rms_norm_eps=c.norm_eps,
+        rope_parameters={"rope_type": "default", "rope_theta": c.rope_base},
+        tie_word_embeddings=c.tie_embeddings, attention_bias=False, mlp_bias=False,
+    ))
+    sd = model.state_dict()
+    theirs = {"model.embed_tokens.weight": sd["embed.weight"], "model.norm.weight": sd["norm.weight"],
+              "lm_head.weight": sd["lm_head.weight"]}
+    for i, block in enumerate(model.blocks):
+        theirs.update({f"model.layers.{i}.{k}": v for k, v in hf_state_dict(block, "llama").items()})
+    hf.load_state_dict(theirs, strict=True)
+    return hf.eval()
+
+
+def load_local_pretrained(name: str = "gpt2") -> GPT | Llama:
+    """Optional: convert a published checkpoint that is *already* in your Hugging Face cache.
+
+    Never downloads (``local_files_only=True``); raises ``OSError`` when it is not cached.
+    E.g. ``load_local_pretrained("gpt2")`` after ``huggingface-cli download gpt2`` on a machine
+    with network access.
+    """
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(name, local_files_only=True, dtype=torch.float32)
+    if hf.config.model_type == "gpt2":
+        return gpt_from_hf(hf)
+    if hf.config.model_type == "llama":
+        return llama_from_hf(hf)
+    raise ValueError(f"name: {name!r} is a {hf.config.model_type!r} model; expected gpt2 or llama")
+
+
+__all__ = [
+    "gpt_config_from_hf",
+    "gpt_from_hf",
+    "gpt_to_hf",
+    "llama_config_from_hf",
+    "llama_from_hf",
+    "llama_to_hf",
+    "load_local_pretrained",
+]

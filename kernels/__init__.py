@@ -9,13 +9,13 @@ package is first imported::
 
 Importing compiles nothing and touches no GPU driver.
 
-* ``flash_attention``, ``FlashAttention`` — FlashAttention-2 forward and backward (flash_attention.py)
-* ``softmax`` — the warm-up fused softmax kernel, forward and backward (softmax.py)
+* ``flash_attention``, ``FlashAttention`` — FlashAttention-2 forward and backward (flash.py)
+* ``softmax`` — the warm-up fused softmax kernel, forward and backward (fused_softmax.py)
 * ``reference`` — naive and tiled attention and the online softmax in plain PyTorch (reference.py)
 """
 
 from ._triton_env import INTERPRET
-from .flash_attention import FlashAttention, flash_attention
-from .softmax import softmax
+from .flash import FlashAttention, flash_attention
+from .fused_softmax import softmax
 
 __all__ = ["INTERPRET", "FlashAttention", "flash_attention", "softmax"]

@@ -6,7 +6,7 @@ exp, sum, divide). Fused, each program loads its row once, keeps it in registers
 row length rounded up to a power of two; the tail is masked with ``-inf``), and writes the result
 once. The backward pass is fused the same way: ``dx = y ∘ (dy − Σ_j dy_j y_j)``.
 
-Rows up to ``MAX_COLS`` long fit one program; FlashAttention (``flash_attention.py``) is what lifts
+Rows up to ``MAX_COLS`` long fit one program; FlashAttention (``flash.py``) is what lifts
 that limit, by never holding a whole row at all.
 """
 

@@ -1,4 +1,4 @@
-"""FlashAttention in plain PyTorch: the algorithm of ``flash_attention.py`` with the same names,
+"""FlashAttention in plain PyTorch: the algorithm of ``flash.py`` with the same names,
 for a reader to step through (and for tests that need no Triton).
 
 * :func:`naive_attention` builds the whole ``(Lq, Lk)`` score matrix: the definition, the baseline.

@@ -1,4 +1,4 @@
-"""FlashAttention-2 Triton kernels (kernels/flash_attention.py), run through Triton's interpreter
+"""FlashAttention-2 Triton kernels (kernels/flash.py), run through Triton's interpreter
 on CPU: forward output and log-sum-exp, backward dQ/dK/dV, against a float64 naive reference and
 against torch's scaled_dot_product_attention.
 

@@ -1,4 +1,4 @@
-"""The warm-up fused softmax kernel (kernels/softmax.py) against torch.softmax, through the
+"""The warm-up fused softmax kernel (kernels/fused_softmax.py) against torch.softmax, through the
 interpreter on CPU."""
 
 import os

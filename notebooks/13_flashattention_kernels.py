@@ -380,8 +380,10 @@ result_files = find_flash_results()
 if result_files:
     for path in result_files:
         data = load_flash_results(path)
-        display(Markdown(f"**{data['device']}** ({path.name}), bfloat16, d=128, not causal, TFLOP/s:"))
-        display(Markdown(flash_results_markdown(data, dtype="bfloat16", causal=False, d=128)))
+        for causal in (False, True):
+            display(Markdown(f"**{data['device']}** ({path.name}): TFLOP/s, bfloat16, B=4, H=32, "
+                             f"d=128, {'causal' if causal else 'not causal'}"))
+            display(Markdown(flash_results_markdown(data, dtype="bfloat16", causal=causal, d=128)))
 else:
     print("No GPU measurement has been made yet: benchmarks/results/ holds no flash_*.json file.\n"
           "Run `python benchmarks/bench_flash.py` on a CUDA machine to produce one; this chapter\n"

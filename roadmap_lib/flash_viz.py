@@ -90,11 +90,14 @@ def load_flash_results(path: Path | str) -> dict:
 
 def flash_results_markdown(data: dict, *, dtype: str = "bfloat16", causal: bool = False,
                            d: int = 128, kv_heads: int | None = None) -> str:
-    """A markdown table of TFLOP/s: one row per (pass, N), one column per implementation."""
+    """A markdown table of TFLOP/s: one row per (pass, N), one column per implementation.
+
+    ``kv_heads=None`` selects multi-head attention (as many key/value heads as query heads).
+    """
     rows = [
         r for r in data["rows"]
         if r["dtype"] == dtype and r["causal"] == causal and r["d"] == d
-        and (kv_heads is None or r["kv_heads"] == kv_heads)
+        and r["kv_heads"] == (r["heads"] if kv_heads is None else kv_heads)
     ]
     if not rows:
         return f"(no rows for dtype={dtype}, causal={causal}, d={d}, kv_heads={kv_heads})"

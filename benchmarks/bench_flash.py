@@ -49,7 +49,8 @@ def sweep(args):
         ns = [1024, 2048, 4096, 8192, 16384]
     ns = [n for n in ns if n <= args.max_n]
     for dtype, (heads, kv_heads), d, causal, n in itertools.product(dtypes, layouts, ds, causals, ns):
-        yield dict(dtype=dtype, batch=args.batch, heads=heads, kv_heads=kv_heads, d=d, causal=causal, n=n)
+        yield {"dtype": dtype, "batch": args.batch, "heads": heads, "kv_heads": kv_heads, "d": d,
+               "causal": causal, "n": n}
 
 
 def make_impl(name, torch, F, flash_attention):
@@ -100,9 +101,6 @@ def measure(cfg, impl, fn, torch, do_bench):
         message = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         rows = [dict(cfg, impl=impl, **{"pass": p}, ms=None, tflops=None, error=message) for p in PASSES]
         out = None
-    finally:
-        del q, k, v, do
-        torch.cuda.empty_cache()
     return rows, out
 
 
@@ -181,9 +179,8 @@ def main(argv=None):
 
     import torch.nn.functional as F
     import triton
-    from triton.testing import do_bench
-
     from roadmap_lib.kernels import flash_attention
+    from triton.testing import do_bench
 
     device = torch.cuda.get_device_name()
     results = {
@@ -205,6 +202,7 @@ def main(argv=None):
             if impl == "sdpa_math" and cfg["n"] > args.math_max_n:
                 continue
             rows, outputs[impl] = measure(cfg, impl, fns[impl], torch, do_bench)
+            torch.cuda.empty_cache()  # the inputs of measure() are gone: release their memory
             results["rows"] += rows
             t = rows[0]["tflops"]
             print(f"[{i}/{len(configs)}] {cfg} {impl:>10}: fwd "

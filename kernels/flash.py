@@ -154,7 +154,7 @@ def _attn_bwd_dkdv(
 
     # Causal: query blocks that end before this key block see none of it; start at the diagonal.
     lo = (start_n // BLOCK_M) * BLOCK_M if CAUSAL else 0
-    for g in range(0, group):  # every query head that reads this key/value head: no atomics
+    for g in range(group):  # every query head that reads this key/value head: no atomics
         h = kvh * group + g
         q_base = Q + b * stride_qb + h * stride_qh
         do_base = DO + b * stride_qb + h * stride_qh
@@ -242,7 +242,7 @@ def _gpu_configs(block_ms, block_ns):
     ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tuned(kernel_name: str):
     """The autotuned wrapper of a kernel, built on the first GPU call (never at import)."""
     kernel = {"fwd": _attn_fwd, "dkdv": _attn_bwd_dkdv, "dq": _attn_bwd_dq}[kernel_name]
@@ -257,7 +257,7 @@ def _launch(name: str, grid_rows: str, n_rows: int, n_programs: int, blocks, *ar
     """Launch kernel ``name`` with fixed ``blocks=(BLOCK_M, BLOCK_N)`` or, when None, autotuned."""
     if blocks is None:
         kernel = _tuned(name)
-        grid = lambda cfg: (triton.cdiv(n_rows, cfg[grid_rows]), n_programs)  # noqa: E731
+        grid = lambda cfg: (triton.cdiv(n_rows, cfg[grid_rows]), n_programs)
         kernel[grid](*args, **meta)
     else:
         kernel = {"fwd": _attn_fwd, "dkdv": _attn_bwd_dkdv, "dq": _attn_bwd_dq}[name]
@@ -307,7 +307,7 @@ def attention_backward(do, q, k, v, o, lse, causal: bool, scale: float, blocks=N
         o, do, delta, *o.stride(), heads, lq, d, BLOCK_M=pre_block, BLOCK_D=block_d,
     )
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    meta = dict(CAUSAL=causal, DOT_PRECISION=_dot_precision(q.dtype), BLOCK_D=block_d)
+    meta = {"CAUSAL": causal, "DOT_PRECISION": _dot_precision(q.dtype), "BLOCK_D": block_d}
     _launch(
         "dkdv", "BLOCK_N", lk, batch * kv_heads, blocks,
         q, k, v, do, lse, delta, dk, dv, *q.stride(), *k.stride(),
@@ -373,4 +373,4 @@ def flash_attention(q, k, v, causal: bool = False, scale: float | None = None, *
     return (o, lse) if return_lse else o
 
 
-__all__ = ["FlashAttention", "attention_backward", "attention_forward", "flash_attention", "INTERPRET"]
+__all__ = ["INTERPRET", "FlashAttention", "attention_backward", "attention_forward", "flash_attention"]

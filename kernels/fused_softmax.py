@@ -87,4 +87,4 @@ def softmax(x: torch.Tensor) -> torch.Tensor:
     return Softmax.apply(x2).reshape(x.shape).to(dtype)
 
 
-__all__ = ["Softmax", "softmax", "MAX_COLS"]
+__all__ = ["MAX_COLS", "Softmax", "softmax"]

@@ -117,12 +117,12 @@ def online_softmax_states(x: torch.Tensor, block_size: int):
     if not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size: expected a positive int, got {block_size!r}")
     m = torch.full(x.shape[:-1], float("-inf"), dtype=x.dtype)
-    l = torch.zeros(x.shape[:-1], dtype=x.dtype)  # noqa: E741 (the paper's name)
+    l = torch.zeros(x.shape[:-1], dtype=x.dtype)
     states = []
     for start in range(0, x.shape[-1], block_size):
         block = x[..., start:start + block_size]
         m_new = torch.maximum(m, block.amax(-1))
-        l = l * torch.exp(m - m_new) + torch.exp(block - m_new[..., None]).sum(-1)  # noqa: E741
+        l = l * torch.exp(m - m_new) + torch.exp(block - m_new[..., None]).sum(-1)
         m = m_new
         states.append((m.clone(), l.clone()))
     return states
@@ -130,7 +130,7 @@ def online_softmax_states(x: torch.Tensor, block_size: int):
 
 def online_softmax(x: torch.Tensor, block_size: int) -> torch.Tensor:
     """Softmax over the last dimension from one streaming pass for ``(m, l)``, then one to normalise."""
-    m, l = online_softmax_states(x, block_size)[-1]  # noqa: E741
+    m, l = online_softmax_states(x, block_size)[-1]
     return torch.exp(x - m[..., None]) / l[..., None]
 
 

@@ -32,7 +32,7 @@ def plot_online_softmax_step(x: torch.Tensor, block_size: int, step: int):
     states = online_softmax_states(x, block_size)
     if not 1 <= step <= len(states):
         raise ValueError(f"step: expected 1 to {len(states)} (the number of tiles), got {step}")
-    m, l = (float(t) for t in states[step - 1])  # noqa: E741
+    m, l = (float(t) for t in states[step - 1])
     seen = min(step * block_size, len(x))
     idx = torch.arange(len(x))
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 3.6))

@@ -9,7 +9,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from roadmap_lib.kernels import INTERPRET, softmax  # noqa: E402
+from roadmap_lib.kernels import INTERPRET, softmax
 
 pytestmark = pytest.mark.kernels
 

@@ -4,6 +4,8 @@ Everything works on any callable ``model(ids) -> logits`` with ids ``(batch, seq
 ``(batch, seq, vocab)``: our models, or a transformers model wrapped as
 ``lambda ids: hf_model(ids).logits``. Each step feeds the whole sequence again (clear, quadratic);
 ``context_length`` crops the input to the model's window, so generation can run past it.
+With ``use_cache=True`` (models with a ``new_cache()`` method, like ours) the prompt is fed once
+and then only the newest token, the keys and values of the past coming from a KV cache.
 
 The filters follow transformers' logits warpers (``TopKLogitsWarper``, ``TopPLogitsWarper``) and
 beam search follows ``generate(num_beams=..., length_penalty=...)``; ``tests/test_generation.py``
@@ -91,14 +93,25 @@ def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int 
 # --- greedy and sampling ----------------------------------------------------------------------
 
 
-def _decode_loop(model, ids, max_new_tokens, choose, eos_token_id, pad_token_id, context_length):
+def _decode_loop(model, ids, max_new_tokens, choose, eos_token_id, pad_token_id, context_length,
+                 use_cache=False):
     _check_ids(ids)
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens: expected an int >= 0, got {max_new_tokens}")
+    cache = None
+    if use_cache:
+        if not hasattr(model, "new_cache"):
+            raise TypeError(f"model: use_cache=True needs a model with new_cache(), got {type(model).__name__}")
+        cache = model.new_cache()
     pad = eos_token_id if pad_token_id is None else pad_token_id
     finished = torch.zeros(ids.shape[0], dtype=torch.bool)
-    for _ in range(max_new_tokens):
-        token = choose(next_token_logits(model, ids, context_length))
+    for step in range(max_new_tokens):
+        if cache is None:
+            logits = next_token_logits(model, ids, context_length)
+        else:
+            with torch.no_grad():
+                logits = model(ids if step == 0 else ids[:, -1:], cache)[:, -1, :].float()
+        token = choose(logits)
         if eos_token_id is not None:
             token = torch.where(finished, torch.full_like(token, pad), token)
             finished |= token == eos_token_id
@@ -109,23 +122,26 @@ def _decode_loop(model, ids, max_new_tokens, choose, eos_token_id, pad_token_id,
 
 
 def greedy(model: Model, ids: torch.Tensor, max_new_tokens: int, *, eos_token_id: int | None = None,
-           pad_token_id: int | None = None, context_length: int | None = None) -> torch.Tensor:
+           pad_token_id: int | None = None, context_length: int | None = None,
+           use_cache: bool = False) -> torch.Tensor:
     """Append the most likely token ``max_new_tokens`` times; rows that emitted ``eos_token_id``
     are padded with ``pad_token_id`` (default: the eos id). Returns ``(batch, seq + new)``."""
     return _decode_loop(model, ids, max_new_tokens, lambda lg: lg.argmax(dim=-1),
-                        eos_token_id, pad_token_id, context_length)
+                        eos_token_id, pad_token_id, context_length, use_cache)
 
 
 def sample(model: Model, ids: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None,
            generator: torch.Generator | None = None, eos_token_id: int | None = None,
-           pad_token_id: int | None = None, context_length: int | None = None) -> torch.Tensor:
+           pad_token_id: int | None = None, context_length: int | None = None,
+           use_cache: bool = False) -> torch.Tensor:
     """Draw each next token from softmax(filtered logits); seeded by ``generator``."""
     def choose(logits):
         probs = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p).softmax(-1)
         return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
-    return _decode_loop(model, ids, max_new_tokens, choose, eos_token_id, pad_token_id, context_length)
+    return _decode_loop(model, ids, max_new_tokens, choose, eos_token_id, pad_token_id,
+                        context_length, use_cache)
 
 
 # --- beam search ------------------------------------------------------------------------------

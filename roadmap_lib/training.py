@@ -40,6 +40,7 @@ class TrainConfig:
     eval_interval: int = 100
     eval_batches: int = 10
     patience: int | None = None  # evaluations without improvement before stopping early
+    target_val_loss: float | None = None  # stop as soon as an evaluation reaches it
     seed: int = 0
     checkpoint_path: str | None = None
     checkpoint_interval: int | None = None  # steps; None = only at the end when a path is set
@@ -64,7 +65,8 @@ class TrainResult:
     step: int = 0
     best_val_loss: float = math.inf
     stopped_early: bool = False
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the loop, evaluations included
+    eval_seconds: float = 0.0  # of which evaluating
 
     def series(self, key: str) -> tuple[list[int], list[float]]:
         """``(steps, values)`` of one logged quantity, e.g. ``result.series("val_loss")``."""
@@ -148,8 +150,10 @@ def train(
         step += 1
 
         if step % config.eval_interval == 0 or step == config.max_steps:
+            t_eval = time.perf_counter()
             row["val_loss"] = evaluate(model, get_batch, loss_fn, batches=config.eval_batches,
                                        seed=config.seed + 1)
+            result.eval_seconds += time.perf_counter() - t_eval
             if row["val_loss"] < result.best_val_loss:
                 result.best_val_loss, bad_evals = row["val_loss"], 0
             else:
@@ -159,7 +163,9 @@ def train(
         bar.update(1)
         if config.checkpoint_interval and step % config.checkpoint_interval == 0:
             checkpoint(step)
-        if config.patience is not None and bad_evals >= config.patience:
+        reached = (config.target_val_loss is not None and "val_loss" in row
+                   and row["val_loss"] <= config.target_val_loss)
+        if reached or (config.patience is not None and bad_evals >= config.patience):
             result.stopped_early = True
             break
     bar.close()

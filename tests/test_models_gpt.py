@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from roadmap_lib.generation import greedy
+from roadmap_lib.generation import greedy, sample
 from roadmap_lib.models import GPT, GPTConfig
 from roadmap_lib.models.hf import gpt_from_hf, gpt_to_hf
 
@@ -68,6 +68,11 @@ def test_kv_cache_matches_full_forward():
         full = ours(ids)
         parts = [ours(ids[:, :7], cache)] + [ours(ids[:, t : t + 1], cache) for t in range(7, 20)]
     torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-5, rtol=0)
+    prompt = ids[:, :4]
+    assert torch.equal(greedy(ours, prompt, 16, use_cache=True), greedy(ours, prompt, 16))
+    a = sample(ours, prompt, 16, use_cache=True, generator=torch.Generator().manual_seed(0))
+    b = sample(ours, prompt, 16, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
 
 
 def test_too_long_sequence_is_a_clear_error():

@@ -135,6 +135,15 @@ def test_early_stopping():
     assert res.stopped_early and res.step == 20
 
 
+def test_stops_at_target_val_loss():
+    torch.manual_seed(0)
+    full = train(Tiny(), get_batch, _cfg(max_steps=40, eval_interval=5))
+    target = full.series("val_loss")[1][3]  # the loss reached at step 20
+    torch.manual_seed(0)
+    res = train(Tiny(), get_batch, _cfg(max_steps=40, eval_interval=5, target_val_loss=target))
+    assert res.stopped_early and res.step == 20 and res.eval_seconds > 0
+
+
 def test_model_checkpoint_roundtrip_and_metadata(tmp_path):
     torch.manual_seed(0)
     m = Tiny()

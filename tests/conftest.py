@@ -1,0 +1,33 @@
+"""Shared test setup: the offline guard, and the repository root on sys.path for `tools`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tools import offline_guard  # noqa: E402
+
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+offline_guard.install()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # A library may catch the guard's exception and carry on; the attempt still fails the run.
+    real = [a for a in offline_guard.attempts if "offline-guard-self-test" not in a]
+    if real:
+        print("\nNetwork access was attempted during the tests:\n  " + "\n  ".join(real), file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT

@@ -1,0 +1,87 @@
+"""The exercise checks give specific feedback: shape, transpose, scale, where the values differ."""
+
+import pytest
+import torch
+
+from roadmap_lib.exercises import ExerciseError, check_close, check_function, check_tensor, check_true
+
+
+def test_a_right_answer_passes(capsys):
+    x = torch.randn(3, 4, dtype=torch.float64)
+    check_tensor(x.clone(), x)
+    assert "Correct" in capsys.readouterr().out
+
+
+def test_wrong_shape_names_both_shapes():
+    with pytest.raises(ExerciseError, match=r"shape \(3, 5\), expected \(3, 4\)"):
+        check_tensor(torch.zeros(3, 5), torch.zeros(3, 4))
+
+
+def test_transposed_shape_is_recognised():
+    with pytest.raises(ExerciseError, match="transpose"):
+        check_tensor(torch.zeros(4, 3), torch.zeros(3, 4))
+
+
+def test_transposed_square_values_are_recognised():
+    x = torch.randn(2, 5, 5)
+    with pytest.raises(ExerciseError, match="transpose"):
+        check_tensor(x.transpose(-1, -2), x)
+
+
+def test_missing_scale_factor_is_recognised():
+    x = torch.randn(4, 8).abs() + 0.1
+    with pytest.raises(ExerciseError, match=r"times 0\.125"):
+        check_tensor(x / 8, x)
+
+
+def test_wrong_values_name_the_worst_index():
+    x = torch.zeros(2, 3)
+    y = x.clone()
+    y[1, 2] = 5.0
+    with pytest.raises(ExerciseError, match=r"1 of 6 entries differ.*index \(1, 2\).*got 5"):
+        check_tensor(y, x)
+
+
+def test_nan_is_reported():
+    y = torch.zeros(3)
+    y[1] = float("nan")
+    with pytest.raises(ExerciseError, match="NaN"):
+        check_tensor(y, torch.zeros(3))
+
+
+def test_none_means_a_missing_return():
+    with pytest.raises(ExerciseError, match="return"):
+        check_tensor(None, torch.zeros(3))
+
+
+def test_integer_answers_compare_exactly():
+    with pytest.raises(ExerciseError, match="index \\(2,\\)"):
+        check_tensor(torch.tensor([1, 2, 4]), torch.tensor([1, 2, 3]))
+
+
+def test_check_close_and_check_true():
+    check_close(0.5000001, 0.5)
+    with pytest.raises(ExerciseError, match="expected 0.5"):
+        check_close(0.6, 0.5)
+    with pytest.raises(ExerciseError, match="single number"):
+        check_close(torch.zeros(2), 0.0)
+    check_true(True, fail="no", success="yes")
+    with pytest.raises(ExerciseError, match="explained"):
+        check_true(False, fail="explained", success="yes")
+
+
+def test_check_function_names_the_failing_case():
+    def double(x):
+        return x * 2 if x.numel() < 3 else x
+
+    cases = [((torch.ones(2),), torch.full((2,), 2.0)), ((torch.ones(3),), torch.full((3,), 2.0))]
+    with pytest.raises(ExerciseError, match=r"case 2"):
+        check_function(double, cases)
+
+
+def test_check_function_reports_an_unwritten_stub():
+    def stub(x):
+        raise NotImplementedError("write your solution here")
+
+    with pytest.raises(ExerciseError, match="not written yet"):
+        check_function(stub, [((torch.ones(1),), torch.ones(1))])

@@ -1,0 +1,1 @@
+"""Build and test tooling for the book (not part of the installed library)."""

@@ -1,0 +1,99 @@
+"""Build the Jupyter Book site.
+
+    python tools/build_book.py --execute          # `make book`: run the chapters (jupyter-cache)
+    python tools/build_book.py --from-executed DIR  # the book test: notebooks already executed
+
+The site is built from a staging copy of the book (``_toc.yml``, ``book/`` and the chapters) so
+that the generated ``notebooks/*.ipynb`` a reader's JupyterLab keeps beside the sources never
+collide with them. With ``--execute`` the chapters are the jupytext sources and Jupyter Book runs
+them through its execution cache (``_build/.jupyter_cache``): a second build with no change runs
+nothing. With ``--from-executed`` the chapters are the notebooks that ``make test-notebooks``
+executed (outputs included) and nothing is run. Warnings are errors in both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "_build"
+
+
+def toc_files(toc_path: Path) -> list[str]:
+    """Every file the table of contents names, in order."""
+    toc = yaml.safe_load(toc_path.read_text())
+    found: list[str] = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                found.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(toc.get("parts", toc.get("chapters", [])))
+    return found
+
+
+def stage(executed: Path | None) -> Path:
+    stage_dir = BUILD / ("book-static" if executed else "book-src")
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    (stage_dir / "notebooks").mkdir(parents=True)
+    shutil.copy2(ROOT / "_toc.yml", stage_dir / "_toc.yml")
+    shutil.copytree(ROOT / "book", stage_dir / "book", ignore=shutil.ignore_patterns("_build"))
+    chapters = [f for f in toc_files(ROOT / "_toc.yml") if f.startswith("notebooks/")]
+    missing = []
+    for chapter in chapters:
+        name = Path(chapter).name
+        src = (executed / f"{name}.ipynb") if executed else (ROOT / f"{chapter}.py")
+        if not src.exists():
+            missing.append(str(src))
+            continue
+        shutil.copy2(src, stage_dir / "notebooks" / src.name)
+    if missing:
+        hint = " (run `make test-notebooks` first)" if executed else ""
+        raise SystemExit(f"chapters named in _toc.yml are missing: {', '.join(missing)}{hint}")
+    config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off" if executed else "cache"
+    config["execute"]["cache"] = str(BUILD / ".jupyter_cache")
+    (stage_dir / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return stage_dir
+
+
+def build(stage_dir: Path) -> Path:
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb), "build", str(stage_dir), "--toc", str(stage_dir / "_toc.yml"),
+           "--config", str(stage_dir / "_config.yml"), "-W", "--keep-going"]
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    html = stage_dir / "_build" / "html"
+    print(f"The site is in {html}; open {html / 'index.html'}")
+    return html
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--execute", action="store_true", help="run the chapters (cached)")
+    mode.add_argument("--from-executed", type=Path, metavar="DIR", help="use executed notebooks")
+    args = parser.parse_args()
+    try:
+        build(stage(args.from_executed.resolve() if args.from_executed else None))
+    except subprocess.CalledProcessError as err:
+        print(f"jupyter-book failed with exit status {err.returncode}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

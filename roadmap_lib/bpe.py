@@ -350,9 +350,13 @@ class BPETokenizer(Tokenizer):
             raise ValueError(f"ids: decode to bytes that are not valid UTF-8 ({err})") from None
 
     def id_to_token(self, i: int) -> str:
+        """A token as text; a token that is not whole UTF-8 characters shows its bytes, <0xE4>."""
         if i in self.id_to_special:
             return self.id_to_special[i]
-        return self.vocab[i].decode("utf-8", errors="replace")
+        try:
+            return self.vocab[i].decode("utf-8")
+        except UnicodeDecodeError:
+            return "".join(f"<0x{b:02X}>" for b in self.vocab[i])
 
     # -- files
     def _vocab_strings(self) -> dict[str, int]:

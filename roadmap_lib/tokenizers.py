@@ -33,6 +33,9 @@ def atomic_write(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

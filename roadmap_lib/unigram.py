@@ -72,6 +72,7 @@ class UnigramTokenizer(Tokenizer):
         longest = sorted(self.special_tokens, key=len, reverse=True)
         self._special_pat = regex.compile("(" + "|".join(map(regex.escape, longest)) + ")")
         self._cache: dict[str, list[int]] = {}
+        self._lp = {p: s for p, s in zip(self.pieces, self.scores) if p not in self.special_tokens}
 
     # -- the lattice: every piece of the vocabulary that occurs in a word
     @staticmethod
@@ -109,15 +110,7 @@ class UnigramTokenizer(Tokenizer):
         specials = check_special_tokens(special_tokens)
         if not specials or specials[0] != "<unk>":
             specials = ["<unk>"] + [s for s in specials if s != "<unk>"]
-        words = Counter()
-        for t in as_texts(text):
-            for line in t.splitlines():
-                words.update(sp_words(line))
-        chars = Counter()
-        for w, c in words.items():
-            for ch in w:
-                chars[ch] += c
-        budget = vocab_size - len(specials)
+        words, chars = self._count(text)
         check_vocab_size(vocab_size, len(specials) + len(chars),
                          f"{len(specials)} special tokens + {len(chars)} characters")
         # Seed: the most frequent substrings, scored freq * length as SentencePiece does.
@@ -131,6 +124,41 @@ class UnigramTokenizer(Tokenizer):
         counts = {**{p: sub[p] for p in seeds[:seed_size]}, **chars}
         total = sum(counts.values())
         logp = {p: math.log(c / total) for p, c in counts.items()}
+        logp = self._fit(words, chars, logp, vocab_size - len(specials), shrink, em_steps, verbose)
+        ranked = sorted(logp, key=lambda p: (-logp[p], p))
+        self._set(specials + ranked, [0.0] * len(specials) + [logp[p] for p in ranked], specials)
+        return self
+
+    def shrink_to(self, text, vocab_size: int, shrink: float = 0.75, em_steps: int = 2,
+                  verbose: bool = False) -> UnigramTokenizer:
+        """Continue training (EM and pruning) from the current pieces down to ``vocab_size``:
+        what training does on its way down from a larger vocabulary."""
+        words, chars = self._count(text)
+        specials = self.special_tokens
+        check_vocab_size(vocab_size, len(specials) + len(chars),
+                         f"{len(specials)} special tokens + {len(chars)} characters")
+        logp = dict(self._lp)
+        floor = min(logp.values(), default=0.0)
+        for ch in chars:
+            logp.setdefault(ch, floor)
+        logp = self._fit(words, chars, logp, vocab_size - len(specials), shrink, em_steps, verbose)
+        ranked = sorted(logp, key=lambda p: (-logp[p], p))
+        self._set(specials + ranked, [0.0] * len(specials) + [logp[p] for p in ranked], specials)
+        return self
+
+    @staticmethod
+    def _count(text) -> tuple[Counter, Counter]:
+        words = Counter()
+        for t in as_texts(text):
+            for line in t.splitlines():
+                words.update(sp_words(line))
+        chars = Counter()
+        for w, c in words.items():
+            for ch in w:
+                chars[ch] += c
+        return words, chars
+
+    def _fit(self, words, chars, logp, budget, shrink, em_steps, verbose):
         from tqdm.auto import tqdm
 
         bar = tqdm(desc="Unigram EM", disable=not verbose)
@@ -142,9 +170,8 @@ class UnigramTokenizer(Tokenizer):
                 break
             target = budget if len(logp) <= 1.1 * budget else max(budget, int(len(logp) * shrink))
             logp = self._prune(words, logp, chars, target)
-        ranked = sorted(logp, key=lambda p: (-logp[p], p))
-        self._set(specials + ranked, [0.0] * len(specials) + [logp[p] for p in ranked], specials)
-        return self
+        bar.close()
+        return logp
 
     def _em_step(self, words, logp, chars):
         expected = defaultdict(float)
@@ -188,9 +215,6 @@ class UnigramTokenizer(Tokenizer):
 
     # -- encoding
     def _logp(self) -> dict[str, float]:
-        if not hasattr(self, "_lp"):
-            self._lp = {p: s for p, s in zip(self.pieces, self.scores)
-                        if p not in self.special_tokens}
         return self._lp
 
     def _encode_parts(self, text: str, fn) -> list[int]:

@@ -5,11 +5,19 @@ own. Inside a word, a piece that does not start the word is written with the ``#
 (``tokenization`` -> ``token ##ization``).
 
 Training starts from the characters and, like BPE, merges adjacent pairs, but it picks the pair
-that most raises the likelihood of the training data under a unigram model of the pieces: the
-score of a pair is ``count(ab) / (count(a) * count(b))``, so a pair of rare pieces that always
-occur together beats a pair of frequent ones that co-occur by chance. Counts are updated
-incrementally; a lazy max-heap holds the scores (a merge changes the count of ``a`` and ``b``, so
-every pair that contains them is pushed again with its new score).
+that most raises the likelihood of the training data under a unigram model of the pieces. With
+``N`` pieces in the corpus, merging ``a b`` gains about
+
+    count(ab) * log(count(ab) * N / (count(a) * count(b)))
+
+(count-weighted pointwise mutual information): a pair whose parts nearly always occur together
+beats a pair of frequent parts that meet by chance, but only if it is frequent enough to matter.
+(The ratio ``count(ab) / (count(a) count(b))`` alone, sometimes quoted as *the* WordPiece score,
+rates every pair of words seen once at 1, the maximum, and fills the vocabulary with them.)
+Counts are updated incrementally. A lazy max-heap holds the scores: a merge raises the score of
+every pair containing ``a`` or ``b`` (their counts fell), so those are pushed again; ``N`` falls
+with every merge, which lowers all scores, so a popped score is recomputed and accepted only if
+it still beats the best remaining bound.
 
 Encoding is greedy longest-match-first, left to right; a word with a character no piece covers
 (or longer than ``max_input_chars_per_word``) becomes the single token ``[UNK]``, as in BERT.
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import os
 from collections import Counter, defaultdict
 from itertools import pairwise
@@ -69,7 +78,7 @@ class WordPieceTokenizer(Tokenizer):
     def train(self, text, vocab_size: int, special_tokens=BERT_SPECIALS, min_frequency: int = 2,
               verbose: bool = False):
         """Learn ``vocab_size`` pieces; pairs seen fewer than ``min_frequency`` times are never
-        merged (with 1, every pair of words that occur once scores 1, the maximum)."""
+        merged."""
         specials = check_special_tokens(special_tokens)
         if self.unk_token not in specials:
             specials = [self.unk_token] + specials
@@ -97,8 +106,11 @@ class WordPieceTokenizer(Tokenizer):
                 pairs_of[ab[0]].add(ab)
                 pairs_of[ab[1]].add(ab)
 
+        total = sum(count.values())
+
         def score(ab):
-            return pair[ab] / (count[ab[0]] * count[ab[1]])
+            c = pair[ab]
+            return c * math.log(c * total / (count[ab[0]] * count[ab[1]]))
 
         heap = [(-score(ab), ab) for ab in pair]
         heapq.heapify(heap)
@@ -106,10 +118,12 @@ class WordPieceTokenizer(Tokenizer):
 
         bar = tqdm(total=vocab_size - len(itos), desc="WordPiece merges", disable=not verbose)
         while len(itos) < vocab_size and heap:
-            neg, ab = heapq.heappop(heap)
-            if pair.get(ab, 0) <= 0 or -neg != score(ab):
-                continue  # stale: a fresher entry for this pair is in the heap
-            if pair[ab] < min_frequency:
+            _, ab = heapq.heappop(heap)
+            if pair.get(ab, 0) < max(1, min_frequency):
+                continue  # merged away, or too rare (a pair's count never grows back)
+            s = score(ab)
+            if heap and s < -heap[0][0]:  # its bound slipped below the next one: re-queue
+                heapq.heappush(heap, (-s, ab))
                 continue
             a, b = ab
             new = len(itos)
@@ -138,6 +152,7 @@ class WordPieceTokenizer(Tokenizer):
                     pairs_of[xy[1]].add(xy)
                     touched.add(xy)
                 count[a] -= merged * f
+                total -= merged * f
                 count[b] -= merged * f
                 count[new] += merged * f
                 seqs[wi] = out

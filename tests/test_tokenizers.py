@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import random
 
 import pytest
@@ -203,6 +204,7 @@ def test_bpe_decode_invalid_utf8(bpe):
     with pytest.raises(ValueError, match="not valid UTF-8"):
         bpe.decode(first_bytes, errors="strict")
     assert bpe.decode(snowman, errors="strict") == "☃"
+    assert bpe.id_to_token(bpe.byte_ids[0xE2]) == "<0xE2>"  # a partial character shows its byte
     with pytest.raises(ValueError, match="out of range"):
         bpe.decode([10**6])
     with pytest.raises(TypeError, match="expected a str"):
@@ -235,10 +237,43 @@ def test_wordpiece_training(wordpiece):
     assert wordpiece.itos[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     assert all(p.startswith("##") or not p.startswith("#") or p == "#" for p in wordpiece.itos)
     assert wordpiece.decode(wordpiece.encode("the hackers")) == "the hackers"
-    assert wordpiece.tokenize("hacker")[0] == "hack"  # pieces of rare words score high
+    assert wordpiece.tokenize("hacker") == ["hacker"]  # a frequent word of the Jargon File
     assert wordpiece.decode(wordpiece.encode("hackers, unite")) == "hackers , unite"
     with pytest.raises(ValueError, match="vocab_size: expected at least"):
         WordPieceTokenizer().train(TRAIN, 50)
+
+
+def test_wordpiece_first_merges_maximise_the_likelihood_gain():
+    """Brute force: each merge is the pair with the largest c_ab * log(c_ab * N / (c_a * c_b))."""
+    text = "hug hugs pun puns bun hugging " * 5 + "zq zq xz"
+    words = [[w[0]] + ["##" + c for c in w[1:]] for w in text.split()]
+    alphabet = {p for w in words for p in w}
+    tok = WordPieceTokenizer().train(text, 1 + len(alphabet) + 4, special_tokens=[])
+    learned = tok.itos[-4:]
+    for new in learned:
+        pieces = [p for w in words for p in w]
+        count = {p: pieces.count(p) for p in set(pieces)}
+        pairs = {}
+        for w in words:
+            for ab in zip(w, w[1:]):
+                pairs[ab] = pairs.get(ab, 0) + 1
+        n = len(pieces)
+        gain = {ab: c * math.log(c * n / (count[ab[0]] * count[ab[1]]))
+                for ab, c in pairs.items() if c >= 2}
+        a, b = max(gain, key=gain.get)
+        assert new == a + b[2:]
+        merged = []
+        for w in words:
+            out, i = [], 0
+            while i < len(w):
+                if i < len(w) - 1 and (w[i], w[i + 1]) == (a, b):
+                    out.append(a + b[2:])
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            merged.append(out)
+        words = merged
 
 
 # ----------------------------------------------------------------------------- Unigram
@@ -312,6 +347,17 @@ def test_unigram_round_trip_sampling_and_files(unigram, tmp_path):
     ref = Tokenizer.from_file(str(path))
     for line in UNI_TEST[:50]:
         assert again.encode(line) == unigram.encode(line) == ref.encode(line).ids
+
+
+def test_unigram_shrink_to_continues_training():
+    lines = UNI_TRAIN[:300]
+    tok = UnigramTokenizer().train(lines, 400)
+    assert tok.vocab_size == 400
+    tok.shrink_to(lines, 250)
+    assert tok.vocab_size == 250 and tok.pieces[:3] == ["<unk>", "<s>", "</s>"]
+    assert tok.decode(tok.encode(lines[0])) == lines[0]
+    with pytest.raises(ValueError, match="vocab_size: expected at least"):
+        tok.shrink_to(lines, 10)
 
 
 # ----------------------------------------------------------------------------- characters

@@ -1,4 +1,5 @@
-"""Weights both ways between our models and transformers' (``GPT2LMHeadModel``, ``LlamaForCausalLM``).
+"""Weights both ways between our models and transformers' (``GPT2LMHeadModel``, ``LlamaForCausalLM``,
+``BertForMaskedLM``, ``BertForSequenceClassification``).
 
 The per-layer mapping (names, GPT-2's transposed ``Conv1D`` and fused q|k|v) is
 :mod:`roadmap_lib.hf_layers`'; here are the embeddings, the final norm, the head and the configs.
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from ..hf_layers import hf_state_dict, state_dict_from_hf
+from .bert import BertConfig, BertForMaskedLM, BertForSequenceClassification
 from .gpt import GPT, GPTConfig
 from .llama import Llama, LlamaConfig
 
@@ -137,6 +139,85 @@ def llama_to_hf(model: Llama) -> nn.Module:
     return hf.eval()
 
 
+# --- BERT -------------------------------------------------------------------------------------
+
+_BERT_EMB = [("tok_emb.weight", "word_embeddings.weight"), ("pos_emb.weight", "position_embeddings.weight"),
+             ("type_emb.weight", "token_type_embeddings.weight"), ("emb_norm.weight", "LayerNorm.weight"),
+             ("emb_norm.bias", "LayerNorm.bias")]
+_BERT_MLM = [("mlm_dense.weight", "transform.dense.weight"), ("mlm_dense.bias", "transform.dense.bias"),
+             ("mlm_norm.weight", "transform.LayerNorm.weight"), ("mlm_norm.bias", "transform.LayerNorm.bias"),
+             ("mlm_out.weight", "decoder.weight"), ("mlm_out.bias", "bias")]
+_BERT_CLS = [("pooler.weight", "bert.pooler.dense.weight"), ("pooler.bias", "bert.pooler.dense.bias"),
+             ("classifier.weight", "classifier.weight"), ("classifier.bias", "classifier.bias")]
+
+
+def bert_config_from_hf(config) -> BertConfig:
+    if config.model_type != "bert":
+        raise ValueError(f"config: expected a BertConfig, got model_type={config.model_type!r}")
+    if config.hidden_act != "gelu":
+        raise ValueError(f"config.hidden_act: expected 'gelu', got {config.hidden_act!r}")
+    return BertConfig(
+        vocab_size=config.vocab_size, context_length=config.max_position_embeddings,
+        d_model=config.hidden_size, n_layers=config.num_hidden_layers,
+        n_heads=config.num_attention_heads, d_ff=config.intermediate_size,
+        type_vocab_size=config.type_vocab_size, norm_eps=config.layer_norm_eps,
+        dropout=config.hidden_dropout_prob, num_labels=config.num_labels,
+    )
+
+
+def _bert_encoder_from_hf(sd) -> dict[str, torch.Tensor]:
+    ours = {f"bert.{o}": sd[f"bert.embeddings.{t}"] for o, t in _BERT_EMB}
+    for i, layer in _per_layer(sd, "bert.encoder.layer.").items():
+        ours.update({f"bert.blocks.{i}.{k}": v for k, v in state_dict_from_hf(layer, "bert").items()})
+    return ours
+
+
+def bert_from_hf(hf_model: nn.Module) -> BertForMaskedLM | BertForSequenceClassification:
+    """Our BERT (masked-LM or classifier, following the transformers class) with its weights."""
+    kind = type(hf_model).__name__
+    config = bert_config_from_hf(hf_model.config)
+    sd = hf_model.state_dict()
+    ours = _bert_encoder_from_hf(sd)
+    if kind == "BertForMaskedLM":
+        model = BertForMaskedLM(config)
+        ours.update({o: sd[f"cls.predictions.{t}"] for o, t in _BERT_MLM})
+    elif kind == "BertForSequenceClassification":
+        model = BertForSequenceClassification(config)
+        ours.update({o: sd[t] for o, t in _BERT_CLS})
+    else:
+        raise ValueError(f"hf_model: expected BertForMaskedLM or BertForSequenceClassification, got {kind}")
+    model.load_state_dict(ours, strict=True)
+    return model.eval()
+
+
+def bert_to_hf(model: BertForMaskedLM | BertForSequenceClassification) -> nn.Module:
+    """The transformers counterpart of our BERT, with our weights."""
+    from transformers import BertConfig as HFBertConfig
+    from transformers import BertForMaskedLM as HFMaskedLM
+    from transformers import BertForSequenceClassification as HFClassifier
+
+    c = model.config
+    hf_config = HFBertConfig(
+        vocab_size=c.vocab_size, max_position_embeddings=c.context_length, hidden_size=c.d_model,
+        num_hidden_layers=c.n_layers, num_attention_heads=c.n_heads, intermediate_size=c.d_ff,
+        type_vocab_size=c.type_vocab_size, layer_norm_eps=c.norm_eps, hidden_dropout_prob=c.dropout,
+        attention_probs_dropout_prob=c.dropout, num_labels=c.num_labels, hidden_act="gelu",
+    )
+    sd = model.state_dict()
+    theirs = {f"bert.embeddings.{t}": sd[f"bert.{o}"] for o, t in _BERT_EMB}
+    for i, block in enumerate(model.bert.blocks):
+        theirs.update({f"bert.encoder.layer.{i}.{k}": v for k, v in hf_state_dict(block, "bert").items()})
+    if isinstance(model, BertForMaskedLM):
+        hf = HFMaskedLM(hf_config)
+        theirs.update({f"cls.predictions.{t}": sd[o] for o, t in _BERT_MLM})
+        theirs["cls.predictions.decoder.bias"] = sd["mlm_out.bias"]  # the same tensor in transformers
+    else:
+        hf = HFClassifier(hf_config)
+        theirs.update({t: sd[o] for o, t in _BERT_CLS})
+    hf.load_state_dict(theirs, strict=True)
+    return hf.eval()
+
+
 def load_local_pretrained(name: str = "gpt2") -> GPT | Llama:
     """Optional: convert a published checkpoint that is *already* in your Hugging Face cache.
 
@@ -155,6 +236,9 @@ def load_local_pretrained(name: str = "gpt2") -> GPT | Llama:
 
 
 __all__ = [
+    "bert_config_from_hf",
+    "bert_from_hf",
+    "bert_to_hf",
     "gpt_config_from_hf",
     "gpt_from_hf",
     "gpt_to_hf",

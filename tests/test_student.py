@@ -35,15 +35,17 @@ def split_lines(nb) -> tuple[set[str], set[str]]:
                 in_region = False
                 continue
             (solution if in_region else public).update(l.strip() for l in cell.source.splitlines())
+        elif in_region and "### BEGIN SOLUTION" not in cell.source:
+            solution.update(l.strip() for l in cell.source.splitlines())  # unfenced code in a solution
         else:
-            inside = False
+            inside = False  # the def line and signature stay public; the fenced body is the solution
             for line in cell.source.splitlines():
                 if "### BEGIN SOLUTION" in line:
                     inside = True
                 elif "### END SOLUTION" in line:
                     inside = False
                 else:
-                    (solution if inside or in_region else public).add(line.strip())
+                    (solution if inside else public).add(line.strip())
     keep = lambda lines: {l for l in lines if len(l) >= 12}  # noqa: E731
     return keep(solution), keep(public)
 

@@ -177,6 +177,8 @@ def main(argv=None):
     if unknown:
         sys.exit(f"--impls: unknown {unknown}; choose from {IMPLS}")
 
+    # Triton 3.9 warns that its default for fused multiply-add will change; keep today's (on).
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     import torch.nn.functional as F
     import triton
     from roadmap_lib.kernels import flash_attention

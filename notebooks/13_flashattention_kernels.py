@@ -54,10 +54,12 @@ import roadmap_lib.kernels.flash as flash_kernels
 import roadmap_lib.kernels.fused_softmax as softmax_kernels
 from roadmap_lib import set_seed
 from roadmap_lib.exercises import check_close, check_tensor, check_true
+from roadmap_lib.flash_experiments import errors_against_sdpa, half_precision_errors
 from roadmap_lib.flash_viz import (
     find_flash_results,
     flash_results_markdown,
     load_flash_results,
+    plot_half_precision_errors,
     plot_hbm_traffic,
     plot_online_softmax_step,
 )
@@ -307,25 +309,14 @@ print(src[src.index("    # Causal"):])
 # `scaled_dot_product_attention`, output and all three gradients, for each kind of attention:
 
 # %%
-def compare_with_sdpa(heads, kv_heads, causal, dtype, n=40, d=32):
-    q, k, v = (torch.randn(2, h, n, d).to(dtype).requires_grad_() for h in (heads, kv_heads, kv_heads))
-    do = torch.randn(2, heads, n, d).to(dtype)
-    o = flash_attention(q, k, v, causal=causal)
-    grads = torch.autograd.grad(o, (q, k, v), do)
-    q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q, k, v))
-    o_ref = F.scaled_dot_product_attention(q32, k32, v32, is_causal=causal, enable_gqa=heads != kv_heads)
-    grads_ref = torch.autograd.grad(o_ref, (q32, k32, v32), do.float())
-    return [(a.float() - b).abs().max().item() for a, b in zip((o, *grads), (o_ref, *grads_ref))]
-
-
 results = {}
 for name, (heads, kv_heads) in {"MHA": (4, 4), "GQA": (4, 2), "MQA": (4, 1)}.items():
     for dtype in (torch.float32, torch.float16):
-        results[name, dtype] = compare_with_sdpa(heads, kv_heads, True, dtype)
-        errs = ", ".join(f"{e:.1e}" for e in results[name, dtype])
-        print(f"{name} causal {str(dtype)[6:]:>8}: max |error| of o, dq, dk, dv = {errs}")
-assert all(max(e) < 1e-4 for (_, dt), e in results.items() if dt == torch.float32)
-assert all(max(e) < 2e-2 for (_, dt), e in results.items() if dt == torch.float16)
+        results[name, dtype] = errors_against_sdpa(flash_attention, heads, kv_heads, True, dtype, n=40, d=32)
+        errs = ", ".join(f"{k} {e:.1e}" for k, e in results[name, dtype].items())
+        print(f"{name} causal {str(dtype)[6:]:>8}: max |error| {errs}")
+assert all(max(e.values()) < 1e-4 for (_, dt), e in results.items() if dt == torch.float32)
+assert all(max(e.values()) < 2e-2 for (_, dt), e in results.items() if dt == torch.float16)
 
 # %% [markdown]
 # In float32 the kernel matches PyTorch to about $10^{-6}$; in float16 to the precision of the
@@ -340,30 +331,12 @@ assert all(max(e) < 2e-2 for (_, dt), e in results.items() if dt == torch.float1
 # float16 inputs, for a few sequence lengths (causal, 2 heads, $d = 64$):
 
 # %%
-def naive_fp16(q, k, v):
-    n = q.shape[-2]
-    s = (q @ k.transpose(-1, -2)) * (1 / math.sqrt(q.shape[-1]))  # stored as float16
-    s = s.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
-    return torch.softmax(s, -1) @ v  # P stored as float16 too
-
-
-lengths, err_kernel, err_naive = [32, 64, 128, 256], [], []
-for n in lengths:
-    q, k, v = (torch.randn(1, 2, n, 64) * s for s in (2.0, 1.0, 1.0))
-    q, k, v = q.half(), k.half(), v.half()
-    exact, _ = naive_attention(q.double(), k.double(), v.double(), causal=True)
-    err_kernel.append((flash_attention(q, k, v, causal=True).double() - exact).abs().mean().item())
-    err_naive.append((naive_fp16(q, k, v).double() - exact).abs().mean().item())
-    print(f"N={n:4d}: mean |error| kernel {err_kernel[-1]:.2e}, naive float16 {err_naive[-1]:.2e}")
-
-fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.plot(lengths, err_naive, "o-", label="naive, S and P stored in float16")
-ax.plot(lengths, err_kernel, "s-", label="FlashAttention kernel (float32 accumulators)")
-ax.set(xscale="log", xlabel="sequence length N", ylabel="mean |error| vs float64",
-       title="float16 attention, causal, d=64")
-ax.legend()
+accuracy = half_precision_errors(flash_attention, lengths=[32, 64, 128, 256], d=64)
+for n, e_kernel, e_naive in zip(accuracy["lengths"], accuracy["kernel"], accuracy["naive"]):
+    print(f"N={n:4d}: mean |error| kernel {e_kernel:.2e}, naive float16 {e_naive:.2e}")
+fig = plot_half_precision_errors(accuracy)
 plt.show()
-assert all(a < 0.7 * b for a, b in zip(err_kernel, err_naive))
+assert all(a < 0.7 * b for a, b in zip(accuracy["kernel"], accuracy["naive"]))
 
 # %% [markdown]
 # The kernel's error is at most about half the naive float16 error at every length measured:

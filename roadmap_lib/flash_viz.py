@@ -73,6 +73,19 @@ def plot_hbm_traffic(ns, d: int = 64, block_m: int = 128, block_n: int = 64, byt
     return fig
 
 
+def plot_half_precision_errors(result: dict, dtype_name: str = "float16"):
+    """Mean |error| against N for the kernel and the naive 16-bit attention
+    (the output of :func:`roadmap_lib.flash_experiments.half_precision_errors`)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(result["lengths"], result["naive"], "o-", label=f"naive, S and P stored in {dtype_name}")
+    ax.plot(result["lengths"], result["kernel"], "s-", label="FlashAttention kernel (float32 accumulators)")
+    ax.set(xscale="log", xlabel="sequence length N", ylabel="mean |error| vs float64",
+           title=f"{dtype_name} attention, causal")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def find_flash_results(results_dir: Path | str | None = None) -> list[Path]:
     """The ``flash_*.json`` files written by the benchmark, sorted; empty when none was run."""
     folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
@@ -116,5 +129,5 @@ def flash_results_markdown(data: dict, *, dtype: str = "bfloat16", causal: bool 
 
 __all__ = [
     "RESULTS_DIR", "find_flash_results", "flash_results_markdown", "load_flash_results",
-    "plot_hbm_traffic", "plot_online_softmax_step",
+    "plot_half_precision_errors", "plot_hbm_traffic", "plot_online_softmax_step",
 ]

@@ -171,7 +171,8 @@ for step, (m, l) in enumerate(online_softmax_states(row, 2), 1):
 # names:
 
 # %%
-print(inspect.getsource(tiled_attention_forward).split('    for start_m', 1)[1][:1900])
+src = inspect.getsource(tiled_attention_forward)
+print(src[src.index("    for start_m"):src.index("    return o, lse")])
 
 # %% [markdown]
 # Run it against the naive definition (which builds the whole score matrix) in float64, with a

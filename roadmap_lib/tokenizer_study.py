@@ -124,7 +124,7 @@ def plot_tokens(tokenizers: dict[str, Tokenizer], text: str, ax=None):
         y = len(tokenizers) - row
         pieces = tok.tokenize(text)
         ax.text(0, y, f"{name} ({len(pieces)})", fontsize=9, fontweight="bold", va="center")
-        x = 0.16
+        x = 0.19
         for k, p in enumerate(pieces):
             label = p.replace("\n", "↵").replace(" ", "·")
             w = 0.0095 * max(len(label), 1) + 0.004

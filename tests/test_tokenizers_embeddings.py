@@ -18,6 +18,15 @@ from roadmap_lib.embeddings import (
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models: one thread is much faster than two fighting over a busy CPU.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_windows_are_left_padded_histories():
     x, y = windows(torch.tensor([5, 6, 7]), context=2, pad_id=0)
     assert x.tolist() == [[0, 0], [0, 5], [5, 6]] and y.tolist() == [5, 6, 7]

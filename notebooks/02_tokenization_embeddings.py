@@ -1,0 +1,643 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02. Tokenization and embeddings
+#
+# **What you will learn**
+#
+# - how byte-level BPE {cite}`sennrich2016bpe,radford2019gpt2`, WordPiece
+#   {cite}`schuster2012wordpiece` and the Unigram language model {cite}`kudo2018unigram` (as
+#   SentencePiece {cite}`kudo2018sentencepiece` trains it) cut text into tokens, by training each of
+#   them from scratch on the Jargon File, and that ours give the same answers as Hugging Face
+#   `tokenizers` and `sentencepiece`;
+# - why BPE training need not recount every pair after every merge, and what that buys;
+# - the vocabulary-size trade-off: fertility (tokens per word) and sequence length;
+# - character versus subword language modelling at equal compute, measured in bits per character;
+# - how to initialise embeddings, what tying the input and output embeddings
+#   {cite}`press2017tied` saves, and what a model's learned embeddings look like (PCA).
+#
+# **What you need**: Python and a little PyTorch (`nn.Embedding`, cross-entropy); chapter 01's
+# picture of a language model as next-token prediction.
+#
+# **Run time**: about 60 s on a laptop CPU.
+
+# %%
+import json
+import math
+import random
+
+import matplotlib.pyplot as plt
+import regex
+import torch
+from IPython.display import HTML, Markdown, display
+from ipywidgets import Textarea, interact
+
+from roadmap_lib import DATA_DIR, set_seed
+from roadmap_lib.bpe import GPT2_PATTERN, BPETokenizer, to_chars
+from roadmap_lib.embeddings import (
+    TinyLM,
+    TinyLMConfig,
+    bits_per_char,
+    count_parameters,
+    pca_2d,
+    train_lm,
+)
+from roadmap_lib.exercises import check_function, check_true
+from roadmap_lib.tokenizer_study import (
+    corpus_split,
+    load_shipped,
+    plot_tokens,
+    tokens_html,
+)
+from roadmap_lib.tokenizers import CharTokenizer
+from roadmap_lib.unigram import UnigramTokenizer
+from roadmap_lib.wordpiece import WordPieceTokenizer
+
+set_seed(0)
+torch.set_num_threads(1)  # the models here are tiny: one thread is fastest (and reproducible)
+# %matplotlib inline
+
+# %% [markdown]
+# ## Text in, integers out
+#
+# A model reads integers. The simplest map gives each character its own id: the vocabulary is
+# small and nothing is ever out of vocabulary, but sequences are long and every word has to be
+# assembled from letters by the model itself. The whole Jargon File (public domain, 1.48 MB of
+# hacker slang) is our corpus; we keep the last 10% aside to measure on.
+
+# %%
+train_text, heldout_text = corpus_split()
+char_tok = CharTokenizer().train(train_text)
+sample = "The hacker's jargon: kludges, cruft and foobar. 42 emoji 🎉 中文"
+print(f"train {len(train_text):,} chars, held out {len(heldout_text):,} chars")
+print(f"characters seen in training: {char_tok.vocab_size - 1} (+ <unk>)")
+print(char_tok.tokenize(sample)[:20], "...")
+assert char_tok.decode(char_tok.encode("kludge")) == "kludge"
+
+# %% [markdown]
+# ## Byte-level BPE
+#
+# Byte-pair encoding starts from the 256 byte values, so *any* string can be encoded (emoji and
+# Chinese included: they are just several UTF-8 bytes), and then repeatedly adds the most
+# frequent adjacent pair as a new token. GPT-2 first cuts the text with a regular expression into
+# *pre-tokens* (a word with its leading space, a run of digits, punctuation, whitespace) and
+# only merges inside them, so no token spans two words:
+
+# %%
+print(regex.findall(GPT2_PATTERN, "Don't panic!  It's 2026:   x=42 🎉🎉"))
+
+# %% [markdown]
+# Training counts pre-tokens once (the Jargon File has about 29 000 distinct ones), then merges.
+# The textbook loop recounts every adjacent pair of every word after each merge. Ours
+# (`roadmap_lib.bpe.train_merges`) keeps the counts and, for each merge, only visits the words
+# that contain the merged pair, updating the counts of the pairs around it; a max-heap with lazy
+# deletion finds the next most frequent pair. Ties go to the smaller pair in GPT-2's byte-character
+# order, exactly as Hugging Face `tokenizers` does, so the two learn **the same merges** — we check
+# it here, on the whole training split.
+
+# %%
+bpe = BPETokenizer().train(train_text, 1024, special_tokens=["<|endoftext|>"])
+print("first merges:", [bpe.id_to_token(256 + k) for k in range(12)])
+print("last merges: ", [bpe.id_to_token(1016 + k) for k in range(7)])
+
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers  # noqa: E402
+
+hf = Tokenizer(models.BPE())
+hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+hf.train_from_iterator([train_text], trainers.BpeTrainer(
+    vocab_size=1024, special_tokens=["<|endoftext|>"], show_progress=False,
+    initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+theirs = json.loads(hf.to_str())["model"]["merges"]
+ours = [[to_chars(bpe.vocab[a]), to_chars(bpe.vocab[b])] for a, b in bpe.merges]
+print(f"{len(ours)} merges, identical to tokenizers': {ours == theirs}")
+assert ours == theirs
+
+# %% [markdown]
+# Encoding replays the merges in the order they were learned, inside each pre-token; a cache of
+# already-seen pre-tokens makes pure Python fast. Special tokens like `<|endoftext|>` are cut out
+# before anything else: never split, never merged with a neighbour. A character too rare to have
+# its own token falls back to its UTF-8 bytes (shown as `<0xC3>`). Decoding concatenates bytes,
+# so every string round-trips:
+
+# %%
+text = "Hello <|endoftext|> wörld 🎉 中文"
+ids = bpe.encode(text)
+print(ids)
+print([bpe.id_to_token(i) for i in ids])
+assert bpe.decode(ids) == text and bpe.special_tokens["<|endoftext|>"] in ids
+hf_bpe = Tokenizer.from_str(json.dumps(bpe.to_dict()))  # our tokenizer, saved as tokenizer.json
+assert hf_bpe.encode(heldout_text[:20000]).ids == bpe.encode(heldout_text[:20000])
+
+# %% [markdown]
+# A token need not end on a character boundary: decoding the first two bytes of `☃` alone gives
+# invalid UTF-8, which we replace by U+FFFD (`�`), as `tokenizers` does.
+
+# %%
+half = [bpe.byte_ids[b] for b in "☃".encode()[:2]]
+print(repr(bpe.decode(half)))
+assert bpe.decode(half) == "\ufffd"
+
+# %% [markdown]
+# ### How much faster is incremental training?
+#
+# `benchmarks/bench_tokenizers.py` trains on the whole corpus at 1k, 4k and 16k tokens with both
+# loops and with `tokenizers` (Rust), and checks the three produce the same merges. Its results
+# (on a shared machine: read the ratios, not the seconds):
+
+# %%
+bench = json.loads((DATA_DIR.parent / "benchmarks/results/tokenizers.json").read_text())
+rows = []
+for size, r in bench["sizes"].items():
+    naive = r["naive_train"]
+    rows.append(
+        f"| {size} | {r['incremental_train']['cpu_s']:.1f} | "
+        f"{naive['cpu_s']:.0f} | {r['speedup_incremental_vs_naive_cpu']:.0f}× | "
+        if naive else f"| {size} | {r['incremental_train']['cpu_s']:.1f} | not run | – | ")
+    rows[-1] += (f"{r['hf_train_including_pretokenization']['wall_s']:.1f} | "
+                 f"{r['encode_cold_cache']['MB_per_s_cpu']:.1f} | "
+                 f"{r['encode_no_cache']['MB_per_s_cpu']:.1f} |")
+table = ("| vocab | incremental (s) | naive (s) | speed-up | tokenizers (s) | encode MB/s |"
+         " encode, no cache |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows))
+display(Markdown(table))
+speedup_4k = bench["sizes"]["4096"]["speedup_incremental_vs_naive_cpu"]
+encode_mb_s = min(r["encode_cold_cache"]["MB_per_s_cpu"] for r in bench["sizes"].values())
+print(f"incremental vs naive at 4k: {speedup_4k:.0f}x; slowest encoding {encode_mb_s:.1f} MB/s")
+speedup_1k = bench["sizes"]["1024"]["speedup_incremental_vs_naive_cpu"]
+assert speedup_4k >= 20 and speedup_4k > speedup_1k and encode_mb_s >= 1.0
+assert all(r["merges_equal_hf"] for r in bench["sizes"].values())
+assert all(r["encode_no_cache"]["MB_per_s_cpu"] < r["encode_cold_cache"]["MB_per_s_cpu"]
+           for r in bench["sizes"].values())
+
+# %% [markdown]
+# The incremental trainer is more than 20× faster than the naive one at 4k tokens, and the gap
+# grows with the vocabulary: each naive merge costs a pass over the whole corpus, each
+# incremental merge only touches the words that contain the pair, and later merges touch few.
+# On a corpus this small, pure Python training takes seconds, the same order as Rust
+# `tokenizers` (whose time includes its pre-tokenisation). Encoding runs at over 1 MB/s in pure
+# Python thanks to the pre-token cache; the "no cache" column shows what it saves.
+#
+# ## WordPiece
+#
+# BERT's WordPiece also merges pairs, but picks the pair whose merge most raises the likelihood
+# of the corpus under a unigram model of the pieces. With $N$ pieces in the corpus, merging
+# $a\,b$ gains about
+#
+# $$\Delta \log L \approx \text{count}(ab)\,\log \frac{\text{count}(ab)\,N}{\text{count}(a)\,
+# \text{count}(b)},$$
+#
+# a count-weighted pointwise mutual information: a pair whose parts nearly always occur together
+# beats two frequent parts that meet by chance, provided it is frequent enough to matter. (The
+# bare ratio $\text{count}(ab) / (\text{count}(a)\,\text{count}(b))$, sometimes quoted as the
+# WordPiece score, rates every pair of once-seen pieces at the maximum and fills the vocabulary with
+# rare words.) Pieces that continue a word carry `##`, and encoding is
+# greedy: the longest piece in the vocabulary that matches, then the next. Given our vocabulary,
+# `tokenizers`' WordPiece model produces the same ids.
+
+# %%
+wordpiece = WordPieceTokenizer().train(train_text, 1024)
+print(wordpiece.tokenize("Tokenization of hacker jargon, e.g. kludgy cruft."))
+hf_wp = Tokenizer.from_str(json.dumps(wordpiece.to_dict()))
+assert hf_wp.encode(heldout_text[:20000]).ids == wordpiece.encode(heldout_text[:20000])
+
+# %% [markdown]
+# ## Unigram language model (SentencePiece)
+#
+# Unigram works the other way round: start from a large set of candidate pieces and *remove*
+# them. Each piece has a probability, a segmentation's probability is the product of its
+# pieces', and the best segmentation is found by Viterbi over the lattice of pieces. Training is
+# EM (expected piece counts by forward-backward, new probabilities from them), then pruning of
+# the pieces whose removal costs the least likelihood. Spaces become `▁`, so decoding is exact.
+# Because every segmentation has a probability, we can also *sample* one, with probability
+# proportional to $P(\mathbf{x})^\alpha$: *subword regularisation* {cite}`kudo2018unigram` trains a
+# model on a different segmentation of the same text at every epoch. Small $\alpha$ samples
+# widely, large $\alpha$ sticks to the Viterbi answer. We train on a slice of the corpus to keep
+# the chapter fast, and compare with `sentencepiece` on the same slice.
+
+# %%
+uni_lines = [ln for ln in train_text[:150_000].splitlines() if ln.strip()]
+unigram = UnigramTokenizer().train(uni_lines, 1024)
+print(unigram.tokenize("Tokenization of hacker jargon, e.g. kludgy cruft."))
+print("Viterbi:", unigram.tokenize("the hacker jargon"))
+rng = random.Random(0)
+for alpha in (0.1, 1.0):
+    for _ in range(3):
+        print(f"sampled, alpha={alpha}:",
+              [unigram.id_to_token(i) for i in unigram.sample("the hacker jargon", alpha, rng)])
+
+# %%
+import io  # noqa: E402
+
+import sentencepiece as spm  # noqa: E402
+
+buf = io.BytesIO()
+spm.SentencePieceTrainer.train(
+    sentence_iterator=iter(uni_lines), model_writer=buf, vocab_size=1024, model_type="unigram",
+    character_coverage=1.0, normalization_rule_name="identity", remove_extra_whitespaces=False,
+    split_by_unicode_script=False, split_by_number=False, num_threads=1, minloglevel=2)
+sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
+sp_pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+# Viterbi with sentencepiece's own pieces and scores: the same segmentation.
+sp_as_ours = UnigramTokenizer.from_sentencepiece(
+    sp_pieces, [sp.get_score(i) for i in range(len(sp_pieces))], ["<unk>", "<s>", "</s>"])
+test_lines = [ln for ln in heldout_text[:30_000].splitlines() if ln.strip()]
+assert all(sp_as_ours.encode(ln) == sp.encode(ln) for ln in test_lines)
+words = [w for ln in test_lines for w in ln.split()]
+agree = sum(sp.encode(w, out_type=str) == unigram.tokenize(w) for w in words) / len(words)
+shared = len(set(sp_pieces) & set(unigram.pieces)) / len(sp_pieces)
+print(f"held-out words segmented like sentencepiece: {agree:.0%}; pieces shared: {shared:.0%}")
+assert agree > 0.6 and shared > 0.6
+
+# %% [markdown]
+# Our Viterbi, given sentencepiece's model, segments every held-out line exactly as
+# sentencepiece does. Trained separately, the two agree on most words but not all: the
+# candidate seeds (sentencepiece uses a suffix array), the pruning criterion and ties differ in
+# detail, and EM only finds a local optimum.
+#
+# ## Vocabulary size: fertility and sequence length
+#
+# Bigger vocabularies mean fewer tokens per word (*fertility*), hence shorter sequences, at the
+# price of larger embedding tables and rarer tokens. `python -m roadmap_lib.tokenizer_study build`
+# trained the three tokenizers at five sizes on the training split and measured them on the held
+# out 10%; the 4k tokenizers are shipped in `data/tokenizers/`. (Unigram's smaller vocabularies
+# continue its EM and pruning from the larger ones, the path its training takes anyway.)
+
+# %%
+fert = json.loads((DATA_DIR / "tokenizers/fertility.json").read_text())
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+char_row = next(iter(fert["fertility"]["char"].values()))
+for kind, marker in [("bpe", "o"), ("wordpiece", "s"), ("unigram", "^")]:
+    sizes = sorted(int(s) for s in fert["fertility"][kind])
+    rows_k = [fert["fertility"][kind][str(s)] for s in sizes]
+    axes[0].plot(sizes, [r["fertility"] for r in rows_k], marker=marker, label=kind)
+    axes[1].plot(sizes, [r["tokens"] / 1000 for r in rows_k], marker=marker, label=kind)
+axes[0].axhline(char_row["fertility"], color="grey", ls="--", label="characters")
+axes[1].axhline(char_row["tokens"] / 1000, color="grey", ls="--", label="characters")
+for ax, ylabel in zip(axes, ["tokens per word (fertility)", "held-out length (k tokens)"]):
+    ax.set_xscale("log")
+    ax.set_xticks(fert["sizes"], [str(s) for s in fert["sizes"]])
+    ax.minorticks_off()
+    ax.set_xlabel("vocabulary size")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+axes[0].set_title("Fertility falls as the vocabulary grows")
+axes[1].set_title("... and so does sequence length")
+axes[1].set_ylim(0, None)
+plt.tight_layout()
+plt.show()
+f = {k: {int(s): r["fertility"] for s, r in v.items()} for k, v in fert["fertility"].items()}
+for kind in ("bpe", "wordpiece", "unigram"):
+    values = [f[kind][s] for s in sorted(f[kind])]
+    assert all(a > b for a, b in zip(values, values[1:])), kind  # falls with every size step
+print({k: round(v[8000], 2) for k, v in f.items() if 8000 in v}, "tokens/word at 8k;",
+      f"characters: {char_row['fertility']:.1f}")
+assert f["bpe"][8000] < 1.8 and char_row["fertility"] > 3 * f["bpe"][8000]
+assert f["bpe"][500] - f["bpe"][1000] > 2 * (f["bpe"][4000] - f["bpe"][8000])
+for size in fert["sizes"]:  # the three algorithms stay within 15% of each other
+    at_size = [f[k][size] for k in ("bpe", "wordpiece", "unigram")]
+    assert max(at_size) < 1.15 * min(at_size), size
+
+# %% [markdown]
+# At 8k tokens BPE needs fewer than 1.8 tokens per word, against about six characters per word
+# (with their spaces) for a character model: sequences more than three times shorter for the same
+# text, so three times more text fits in the same context window. The returns diminish: doubling
+# the vocabulary from 4k to 8k saves less than a third of what doubling it from 500 to 1k does.
+# The three algorithms stay within 15% of each other at every size; on this English corpus the
+# choice between them matters much less than the vocabulary size.
+#
+# ## See it for yourself
+#
+# The same text split by the character tokenizer, the BPE we trained above, and the three 4k
+# tokenizers shipped in `data/tokenizers/` (the widget below lets you type your own text; the
+# static figure shows its default text).
+
+# %%
+tokenizers_shown = {"char": char_tok, "BPE 1k": bpe, "BPE 4k": load_shipped("bpe"),
+                    "WordPiece 4k": load_shipped("wordpiece"), "Unigram 4k": load_shipped("unigram")}
+default_text = "The hacker's kludge: 1234 naïve bytes of cruft"
+plot_tokens(tokenizers_shown, default_text)
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+interact(lambda text: display(HTML(tokens_html(tokenizers_shown, text))),
+         text=Textarea(value=default_text, description="text"));
+
+# %% [markdown]
+# ## Character versus subword language modelling at equal compute
+#
+# Which unit should a language model predict? We train the *same* small model — the previous
+# 16 tokens embedded, an MLP, a projection to the embedding width, scores against an output
+# embedding (`roadmap_lib.embeddings.TinyLM`, after {cite}`bengio2003neural`) — for the same
+# number of steps on the same number of tokens per step, once on characters and once on BPE
+# tokens. The models differ only in their
+# embedding tables. To compare them we measure what both assign: the probability of the held-out
+# *text*, in bits per character,
+#
+# $$\text{bpc} = -\frac{\log_2 P(\text{text})}{\text{number of characters}} =
+# \frac{\sum_t \text{NLL}_t}{\ln 2 \cdot n_\text{chars}}.$$
+
+# %%
+held = heldout_text[:40_000]
+data = {}
+for name, tok in [("char", char_tok), ("bpe", bpe)]:
+    data[name] = (torch.tensor(tok.encode(train_text[:600_000])), torch.tensor(tok.encode(held)))
+STEPS = 400
+
+
+def run(name, **cfg):
+    set_seed(0)
+    tok_ids, held_ids = data[name]
+    vocab = char_tok.vocab_size if name == "char" else bpe.vocab_size
+    model = TinyLM(TinyLMConfig(vocab, **cfg))
+    losses = train_lm(model, tok_ids, steps=STEPS)
+    return model, losses, bits_per_char(model, held_ids, len(held))
+
+
+char_lm, char_losses, char_bpc = run("char")
+bpe_lm, bpe_losses, bpe_bpc = run("bpe")
+chars_per_tok = len(held) / len(data["bpe"][1])
+print(f"characters: {char_bpc:.2f} bpc; BPE 1k: {bpe_bpc:.2f} bpc "
+      f"({chars_per_tok:.1f} characters per BPE token)")
+assert bpe_bpc < char_bpc - 0.2
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 3.5))
+for name, losses, cpt in [("characters", char_losses, 1.0), ("BPE 1k", bpe_losses,
+                                                               chars_per_tok)]:
+    smooth = torch.tensor(losses).unfold(0, 20, 20).mean(1) / math.log(2) / cpt
+    ax.plot(range(20, STEPS + 1, 20), smooth, label=name)
+ax.set_xlabel("training step (same tokens per step)")
+ax.set_ylabel("training loss, bits per character")
+ax.set_title("Same model, same steps: subwords learn more text per step")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# With the same model and the same number of tokens, the BPE model reaches a clearly lower bits
+# per character: each of its tokens carries several characters, so it sees several times more
+# text per step and its 16-token context spans whole phrases instead of a couple of words. A
+# character model is not hopeless — given far more steps and a longer context it closes much of
+# the gap — but at equal compute subwords win, which is why almost every large model uses them.
+#
+# ## Embedding initialisation and tied embeddings
+#
+# The input embedding maps token ids to vectors; the output layer maps the final vector back to
+# a score per token. Both are `vocab_size × d` matrices, and Press & Wolf {cite}`press2017tied`
+# observed that one can serve as the other: *tying* them saves `vocab_size × d` parameters, often
+# without loss. Initialisation matters more with tying: `nn.Embedding` draws from $N(0, 1)$, and
+# with $d = 64$ a row has norm about 8, so the logits of an untrained tied model are huge and the
+# initial loss far above the $\ln V$ of a uniform guess. GPT-2 uses $N(0, 0.02^2)$.
+
+# %%
+for std in (1.0, 0.02):
+    set_seed(0)
+    m = TinyLM(TinyLMConfig(bpe.vocab_size, tie=True, init_std=std))
+    xs = torch.stack([data["bpe"][0][i:i + 16] for i in range(0, 4000, 4)])
+    ys = torch.stack([data["bpe"][0][i + 16] for i in range(0, 4000, 4)])
+    loss0 = torch.nn.functional.cross_entropy(m(xs), ys).item()
+    print(f"init std {std}: initial loss {loss0:.2f} nats (uniform guess: ln V = "
+          f"{math.log(bpe.vocab_size):.2f})")
+    if std == 1.0:
+        loss_std1 = loss0
+assert loss_std1 > math.log(bpe.vocab_size) + 1 and abs(loss0 - math.log(bpe.vocab_size)) < 0.1
+
+# %%
+tied_lm, _, tied_bpc = run("bpe", tie=True)
+n_untied, n_tied = count_parameters(bpe_lm), count_parameters(tied_lm)
+print(f"untied: {n_untied:,} parameters, {bpe_bpc:.3f} bpc")
+print(f"tied:   {n_tied:,} parameters ({1 - n_tied / n_untied:.0%} fewer), {tied_bpc:.3f} bpc")
+assert n_untied - n_tied == bpe.vocab_size * 64
+assert abs(tied_bpc - bpe_bpc) < 0.15
+
+# %% [markdown]
+# Tying removes 16% of this small model's parameters (the output matrix) and costs little: the
+# held-out bits per character stay within 0.15 of the untied model's. In large models the
+# embedding is a small fraction of the parameters, but for small models and big vocabularies it
+# is most of them, which is why GPT-2, T5 and many small models tie.
+#
+# ## What the embeddings learned
+#
+# Project the character model's learned input embeddings on their two principal components.
+# Nobody told the model which characters are digits, vowels or capitals; it only learned to
+# predict the next character.
+
+# %%
+emb = char_lm.wte.weight.detach()
+xy = pca_2d(emb)
+groups = {"digits": "0123456789", "vowels": "aeiou", "consonants": "bcdfghklmnprstvwy",
+          "capitals": "ABCDEFGHIKLMNOPRSTW", "punctuation": ".,;:!?()'\"-"}
+fig, ax = plt.subplots(figsize=(6.5, 5))
+for (group, chars), colour in zip(groups.items(), ["C0", "C1", "C2", "C3", "C4"]):
+    ids_g = [char_tok.stoi[c] for c in chars if c in char_tok.stoi]
+    ax.scatter(xy[ids_g, 0], xy[ids_g, 1], color=colour, label=group, s=20)
+    for i in ids_g:
+        ax.annotate(char_tok.itos[i], xy[i].tolist(), fontsize=8, color=colour)
+ax.set_xlabel("principal component 1")
+ax.set_ylabel("principal component 2")
+ax.set_title("PCA of the character model's embeddings")
+ax.legend(fontsize=8)
+plt.show()
+
+
+def mean_distance(a, b):
+    ea = emb[[char_tok.stoi[c] for c in a]]
+    eb = emb[[char_tok.stoi[c] for c in b]]
+    return torch.cdist(ea, eb).mean().item()
+
+
+within_digits = mean_distance(groups["digits"], groups["digits"])
+digits_letters = mean_distance(groups["digits"], groups["consonants"] + groups["vowels"])
+within_vowels = mean_distance(groups["vowels"], groups["vowels"])
+vowels_consonants = mean_distance(groups["vowels"], groups["consonants"])
+print(f"mean distance digit-digit {within_digits:.2f}, digit-letter {digits_letters:.2f}; "
+      f"vowel-vowel {within_vowels:.2f}, vowel-consonant {vowels_consonants:.2f}")
+assert within_digits < 0.8 * digits_letters and within_vowels < vowels_consonants
+
+# %% [markdown]
+# Digits sit together, away from the letters, and the vowels sit closer to each other than to the
+# consonants: characters that are interchangeable in context get similar vectors, the
+# distributional idea behind all embeddings.
+#
+# ## Summary
+#
+# - Byte-level BPE never meets an unknown character; pre-tokenisation keeps merges inside words;
+#   special tokens are cut out first. Incremental pair counting makes training fast enough in pure
+#   Python, and its merges equal those of Hugging Face `tokenizers`.
+# - WordPiece scores merges by likelihood gain; Unigram prunes a large vocabulary by EM and can
+#   sample segmentations. Both match their reference implementations where it is checkable.
+# - A bigger vocabulary shortens sequences, with diminishing returns; at equal compute, subword
+#   models beat character models in bits per character.
+# - Initialise embeddings small; tying input and output embeddings saves `V × d` parameters.
+#
+# ## Exercises
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-02-pair-counts
+# ```
+# **Exercise 1 (pair counts).** Write `pair_counts(ids)` that returns a dict mapping each pair of
+# adjacent ids `(a, b)` in the list `ids` to the number of times it occurs (overlapping
+# occurrences count: `[1, 1, 1]` has the pair `(1, 1)` twice). This is the statistic BPE merges by.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-02-pair-counts
+# :class: dropdown
+# ```
+
+# %%
+def pair_counts(ids):
+    ### BEGIN SOLUTION
+    counts = {}
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+    ### END SOLUTION
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %%
+cases = [([1, 2, 3, 1, 2], {(1, 2): 2, (2, 3): 1, (3, 1): 1}), ([1, 1, 1], {(1, 1): 2}),
+         ([7], {})]
+for ids_case, expected in cases:
+    got = pair_counts(ids_case)
+    check_true(dict(got) == expected,
+               fail=f"pair_counts({ids_case}) returned {dict(got)}, expected {expected}",
+               success=f"pair_counts({ids_case}) = {expected}")
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-02-merge
+# ```
+# **Exercise 2 (apply a merge).** Write `merge(ids, pair, new_id)` that returns a new list where
+# every occurrence of `pair` in `ids`, scanned left to right and without overlaps, is replaced by
+# `new_id`. For example `merge([1, 1, 1], (1, 1), 9)` is `[9, 1]`.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-02-merge
+# :class: dropdown
+# ```
+
+# %%
+def merge(ids, pair, new_id):
+    ### BEGIN SOLUTION
+    out, i = [], 0
+    while i < len(ids):
+        if i < len(ids) - 1 and (ids[i], ids[i + 1]) == pair:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+    ### END SOLUTION
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %%
+check_function(merge, [(([1, 2, 3, 1, 2], (1, 2), 9), [9, 3, 9]),
+                       (([1, 1, 1], (1, 1), 9), [9, 1]),
+                       (([1, 1, 1, 1], (1, 1), 9), [9, 9]),
+                       (([5, 6], (6, 5), 9), [5, 6])])
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-02-wordpiece
+# ```
+# **Exercise 3 (greedy WordPiece).** Write `wordpiece_split(word, vocab)` that splits `word`
+# greedily, longest match first: at each position take the longest piece in the set `vocab`
+# (written with the `##` prefix unless it starts the word). If no piece matches at some position,
+# return `["[UNK]"]` for the whole word.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-02-wordpiece
+# :class: dropdown
+# ```
+
+# %%
+def wordpiece_split(word, vocab):
+    ### BEGIN SOLUTION
+    pieces, start = [], 0
+    while start < len(word):
+        for end in range(len(word), start, -1):
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            if piece in vocab:
+                pieces.append(piece)
+                start = end
+                break
+        else:
+            return ["[UNK]"]
+    return pieces
+    ### END SOLUTION
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %%
+vocab_set = set(wordpiece.vocab)
+test_words = ["hacker", "kludgification", "unbelievably", "cruft", "x🎉y"]
+for w in test_words:
+    expected = [wordpiece.itos[i] for i in wordpiece.encode(w)]
+    got = wordpiece_split(w, vocab_set)
+    check_true(got == expected, fail=f"wordpiece_split({w!r}) gave {got}, expected {expected}",
+               success=f"wordpiece_split({w!r}) = {expected}")
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-02-bpc
+# ```
+# **Exercise 4 (bits per character).** A model assigns total negative log-likelihood `nll_nats`
+# (in nats, summed over all tokens) to a text of `n_chars` characters. Write
+# `to_bits_per_char(nll_nats, n_chars)`.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-02-bpc
+# :class: dropdown
+# ```
+
+# %%
+def to_bits_per_char(nll_nats, n_chars):
+    ### BEGIN SOLUTION
+    return nll_nats / math.log(2) / n_chars
+    ### END SOLUTION
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %%
+check_function(to_bits_per_char, [((math.log(2) * 100, 100), 1.0), ((693.147, 250), 4.0)],
+               atol=1e-3)
+

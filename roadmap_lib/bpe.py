@@ -376,10 +376,6 @@ class BPETokenizer(Tokenizer):
 
         return bpe_from_hf_dict(cls, d)
 
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> BPETokenizer:
-        with open(path, encoding="utf-8") as f:
-            return cls.from_hf_dict(json.load(f))
 
     def save_gpt2(self, directory: str | os.PathLike) -> tuple[Path, Path]:
         """Write GPT-2's ``vocab.json`` and ``merges.txt`` into ``directory``."""

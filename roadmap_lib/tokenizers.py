@@ -139,6 +139,14 @@ class Tokenizer:
     def save(self, path: str | os.PathLike) -> None:
         atomic_write(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
 
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Tokenizer:
+        """Load a file written by :meth:`save` (raises TypeError if it holds another kind)."""
+        tok = load(path)
+        if not isinstance(tok, cls):
+            raise TypeError(f"{path}: holds a {type(tok).__name__}, not a {cls.__name__}")
+        return tok
+
     def to_dict(self) -> dict:
         raise NotImplementedError
 
@@ -227,11 +235,11 @@ _SIBLINGS = {"BPETokenizer": ".bpe", "WordPieceTokenizer": ".wordpiece",
              "UnigramTokenizer": ".unigram"}
 
 __all__ = [
-    "BPETokenizer",
+    "BPETokenizer",  # noqa: F822 (lazily re-exported by __getattr__)
     "CharTokenizer",
     "Tokenizer",
-    "UnigramTokenizer",
-    "WordPieceTokenizer",
+    "UnigramTokenizer",  # noqa: F822
+    "WordPieceTokenizer",  # noqa: F822
     "atomic_write",
     "load",
 ]

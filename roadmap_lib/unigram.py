@@ -17,9 +17,7 @@ worse its best segmentation without it is). Single characters are always kept.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
 from collections import Counter, defaultdict
 
@@ -311,8 +309,3 @@ class UnigramTokenizer(Tokenizer):
         tok = cls(max_piece_length)
         tok._set(pieces, scores, list(specials))
         return tok
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> UnigramTokenizer:
-        with open(path, encoding="utf-8") as f:
-            return cls.from_hf_dict(json.load(f))

@@ -26,9 +26,7 @@ Encoding is greedy longest-match-first, left to right; a word with a character n
 from __future__ import annotations
 
 import heapq
-import json
 import math
-import os
 from collections import Counter, defaultdict
 from itertools import pairwise
 
@@ -241,8 +239,3 @@ class WordPieceTokenizer(Tokenizer):
         specials = [t["content"] for t in d.get("added_tokens", [])]
         tok._set_vocab(sorted(vocab, key=vocab.get), specials)
         return tok
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> WordPieceTokenizer:
-        with open(path, encoding="utf-8") as f:
-            return cls.from_hf_dict(json.load(f))

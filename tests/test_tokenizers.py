@@ -367,6 +367,9 @@ def test_char_tokenizer(tmp_path):
     assert tok.encode("☃") == [0]
     tok.save(tmp_path / "char.json")
     assert load(tmp_path / "char.json").itos == tok.itos
+    assert CharTokenizer.load(tmp_path / "char.json").itos == tok.itos
+    with pytest.raises(TypeError, match="holds a CharTokenizer, not a BPETokenizer"):
+        BPETokenizer.load(tmp_path / "char.json")
     small = CharTokenizer().train("aaabbc", vocab_size=3)
     assert small.itos == ["<unk>", "a", "b"]
     with pytest.raises(ValueError, match="out of range"):

@@ -1,4 +1,5 @@
-"""The unigram language-model tokenizer (Kudo 2018), as SentencePiece trains it (Kudo & Richardson 2018).
+"""The unigram language-model tokenizer (Kudo 2018), trained as SentencePiece does (Kudo &
+Richardson 2018).
 
 Spaces are part of the text: each becomes ``▁`` (U+2581), a ``▁`` is put in front of the text,
 and every word starts at a ``▁`` (``"Hello world"`` -> ``▁Hello ▁world``), so decoding is exact.
@@ -11,8 +12,9 @@ Training, by EM: start from many candidate pieces (frequent substrings), then re
 (1) E-step: the expected number of uses of each piece, by forward-backward over each word's
 lattice; (2) M-step: new probabilities from those counts (with SentencePiece's Bayesian
 ``digamma`` update, which removes rarely used pieces); (3) prune: drop the quarter of pieces whose
-removal costs least likelihood (a piece's cost: how many times Viterbi uses it, times how much
-worse its best segmentation without it is). Single characters are always kept.
+removal costs least likelihood (roughly: how often a piece is used, times how much less likely
+its best segmentation without it is). Stop within 10% of the target size and keep the most
+probable pieces. Single characters are always kept.
 """
 
 from __future__ import annotations
@@ -103,35 +105,41 @@ class UnigramTokenizer(Tokenizer):
 
     # -- training
     def train(self, text, vocab_size: int, special_tokens=("<unk>", "<s>", "</s>"),
-              seed_size: int | None = None, shrink: float = 0.75, em_steps: int = 2,
+              seed_size: int = 1_000_000, shrink: float = 0.75, em_steps: int = 2,
               verbose: bool = False) -> UnigramTokenizer:
         specials = check_special_tokens(special_tokens)
         if not specials or specials[0] != "<unk>":
             specials = ["<unk>"] + [s for s in specials if s != "<unk>"]
-        words, chars = self._count(text)
+        lines, words, chars = self._count(text)
         check_vocab_size(vocab_size, len(specials) + len(chars),
                          f"{len(specials)} special tokens + {len(chars)} characters")
-        # Seed: the most frequent substrings, scored freq * length as SentencePiece does.
+        # Seeds: frequent substrings that are right-branching (not always followed by the same
+        # character: the internal nodes of a suffix tree, which SentencePiece enumerates with a
+        # suffix array), scored freq * length.
         sub = Counter()
         for w, c in words.items():
             for i in range(len(w)):
                 for j in range(i + 2, min(len(w), i + self.max_piece_length) + 1):
                     sub[w[i:j]] += c
-        seed_size = seed_size or max(10 * vocab_size, 10_000)
-        seeds = sorted((p for p, c in sub.items() if c > 1), key=lambda p: (-sub[p] * len(p), p))
-        counts = {**{p: sub[p] for p in seeds[:seed_size]}, **chars}
+        longest_extension = defaultdict(int)
+        for t, c in sub.items():
+            if len(t) > 2:
+                longest_extension[t[:-1]] = max(longest_extension[t[:-1]], c)
+        seeds = sorted((p for p, c in sub.items() if c > 1 and longest_extension[p] < c),
+                       key=lambda p: (-sub[p] * len(p), p))
+        counts = {**{p: sub[p] * len(p) for p in seeds[:seed_size]}, **chars}
         total = sum(counts.values())
         logp = {p: math.log(c / total) for p, c in counts.items()}
-        logp = self._fit(words, chars, logp, vocab_size - len(specials), shrink, em_steps, verbose)
-        ranked = sorted(logp, key=lambda p: (-logp[p], p))
-        self._set(specials + ranked, [0.0] * len(specials) + [logp[p] for p in ranked], specials)
+        logp = self._fit(lines, words, chars, logp, vocab_size - len(specials), shrink, em_steps,
+                         verbose)
+        self._finish(logp, chars, vocab_size, specials)
         return self
 
     def shrink_to(self, text, vocab_size: int, shrink: float = 0.75, em_steps: int = 2,
                   verbose: bool = False) -> UnigramTokenizer:
         """Continue training (EM and pruning) from the current pieces down to ``vocab_size``:
         what training does on its way down from a larger vocabulary."""
-        words, chars = self._count(text)
+        lines, words, chars = self._count(text)
         specials = self.special_tokens
         check_vocab_size(vocab_size, len(specials) + len(chars),
                          f"{len(specials)} special tokens + {len(chars)} characters")
@@ -139,24 +147,28 @@ class UnigramTokenizer(Tokenizer):
         floor = min(logp.values(), default=0.0)
         for ch in chars:
             logp.setdefault(ch, floor)
-        logp = self._fit(words, chars, logp, vocab_size - len(specials), shrink, em_steps, verbose)
-        ranked = sorted(logp, key=lambda p: (-logp[p], p))
-        self._set(specials + ranked, [0.0] * len(specials) + [logp[p] for p in ranked], specials)
+        logp = self._fit(lines, words, chars, logp, vocab_size - len(specials), shrink, em_steps,
+                         verbose)
+        self._finish(logp, chars, vocab_size, specials)
         return self
 
     @staticmethod
-    def _count(text) -> tuple[Counter, Counter]:
-        words = Counter()
+    def _count(text) -> tuple[Counter, Counter, Counter]:
+        """Distinct lines (as tuples of words), words and characters, with their counts."""
+        lines = Counter()
         for t in as_texts(text):
-            for line in t.splitlines():
-                words.update(sp_words(line))
-        chars = Counter()
+            lines.update(tuple(sp_words(line)) for line in t.splitlines())
+        words, chars = Counter(), Counter()
+        for line, c in lines.items():
+            for w in line:
+                words[w] += c
         for w, c in words.items():
             for ch in w:
                 chars[ch] += c
-        return words, chars
+        return lines, words, chars
 
-    def _fit(self, words, chars, logp, budget, shrink, em_steps, verbose):
+    def _fit(self, lines, words, chars, logp, budget, shrink, em_steps, verbose):
+        """EM, then prune, until at most 10% above ``budget`` (as SentencePiece)."""
         from tqdm.auto import tqdm
 
         bar = tqdm(desc="Unigram EM", disable=not verbose)
@@ -164,12 +176,21 @@ class UnigramTokenizer(Tokenizer):
             for _ in range(em_steps):
                 logp = self._em_step(words, logp, chars)
                 bar.update(1)
-            if len(logp) <= budget:
+            if len(logp) <= 1.1 * budget:
                 break
-            target = budget if len(logp) <= 1.1 * budget else max(budget, int(len(logp) * shrink))
-            logp = self._prune(words, logp, chars, target)
+            logp = self._prune(lines, words, logp, chars, max(int(1.1 * budget),
+                                                               int(len(logp) * shrink)))
         bar.close()
         return logp
+
+    def _finish(self, logp, chars, vocab_size, specials):
+        """Keep every character, then the most probable pieces up to ``vocab_size``."""
+        others = sorted((p for p in logp if p not in chars), key=lambda p: (-logp[p], p))
+        floor = min(logp.values())
+        kept = {ch: logp.get(ch, floor) for ch in chars}
+        kept.update({p: logp[p] for p in others[: vocab_size - len(specials) - len(chars)]})
+        ranked = sorted(kept, key=lambda p: (-kept[p], p))
+        self._set(specials + ranked, [0.0] * len(specials) + [kept[p] for p in ranked], specials)
 
     def _em_step(self, words, logp, chars):
         expected = defaultdict(float)
@@ -195,19 +216,37 @@ class UnigramTokenizer(Tokenizer):
         dz = digamma(sum(kept.values()))
         return {p: digamma(n) - dz for p, n in kept.items()}
 
-    def _prune(self, words, logp, chars, target):
-        used = defaultdict(float)
+    def _prune(self, lines, words, logp, chars, target):
+        """Keep the ``target`` pieces whose removal would cost the most likelihood.
+
+        As SentencePiece: Viterbi-segment the corpus; a piece used ``f`` times, in a fraction
+        ``F`` of the lines, whose best segmentation without it is ``alt``, costs
+        ``F * (log p(piece) - sum log p'(alt))``, where removing it hands its ``f`` uses to each
+        piece of ``alt`` and the probabilities are usage counts, renormalised. Unused pieces go.
+        """
+        maxlen = self.max_piece_length
+        seg = {w: self._viterbi(w, self._edges(w, logp, maxlen), 0)[0] for w in words}
+        freq = defaultdict(float)
         for w, c in words.items():
-            for piece in self._viterbi(w, self._edges(w, logp, self.max_piece_length), 0)[0]:
-                used[piece] += c
+            for piece in seg[w]:
+                freq[piece] += c
+        in_lines, n_lines = defaultdict(float), 0
+        for line, c in lines.items():
+            n_lines += c
+            for piece in {p for w in line for p in seg[w]}:
+                in_lines[piece] += c
+        total = sum(freq.values())
         loss = {}
         for p in list(logp):
-            if p in chars:
+            if p in chars or freq.get(p, 0) == 0:
                 continue
             lp = logp.pop(p)  # the best segmentation of the piece without the piece itself
-            alt_score = self._viterbi(p, self._edges(p, logp, self.max_piece_length), 0)[1]
+            alt = self._viterbi(p, self._edges(p, logp, maxlen), 0)[0]
             logp[p] = lp
-            loss[p] = used.get(p, 0.0) * (lp - alt_score)
+            f = freq[p]
+            log_alt_sum = math.log(total + f * (len(alt) - 1))
+            logprob_alt = sum(math.log(freq.get(n, 0) + f) - log_alt_sum for n in alt)
+            loss[p] = in_lines[p] / n_lines * (math.log(f / total) - logprob_alt)
         keep = sorted(loss, key=lambda p: (-loss[p], p))[: max(0, target - len(chars))]
         return {p: logp[p] for p in [*keep, *chars]}
 

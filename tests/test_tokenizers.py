@@ -308,9 +308,11 @@ def test_unigram_viterbi_equals_sentencepiece(sentencepiece_model):
         assert ours.encode(line) == sp.encode(line), line
 
 
-# Measured (this corpus slice, vocab 1000): 0.66 of held-out words segmented identically, 665 of
-# the 1000 pieces shared (with 200 kB and vocab 2000: 0.80 and 69%). Differences come from the seed pieces (SentencePiece uses a suffix
-# array over the whole text), the pruning loss (we skip its renormalisation) and float ties.
+# Measured (this corpus slice, vocab 1000): 0.67 of held-out words segmented identically, 703 of
+# the 1000 pieces shared (with 200 kB and vocab 2000: 0.81 and 75%). The algorithm is the same
+# (seeds, EM with the digamma M-step, SentencePiece's pruning loss); the seeds differ in detail
+# (SentencePiece's suffix array runs over whole lines, ours within words), sentencepiece computes
+# in float32, and EM is sensitive to such details in the rare pieces.
 UNIGRAM_WORD_AGREEMENT_MIN = 0.60
 
 
@@ -327,7 +329,7 @@ def test_unigram_agreement_with_sentencepiece(unigram, sentencepiece_model):
     shared = len(set(unigram.pieces) & {sp.id_to_piece(i) for i in range(sp.get_piece_size())})
     print(f"unigram vs sentencepiece: word agreement {agreement:.3f}, shared pieces {shared}/1000")
     assert agreement >= UNIGRAM_WORD_AGREEMENT_MIN
-    assert shared >= 600
+    assert shared >= 650
 
 
 def test_unigram_round_trip_sampling_and_files(unigram, tmp_path):

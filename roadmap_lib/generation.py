@@ -47,8 +47,18 @@ def next_token_logits(model: Model, ids: torch.Tensor, context_length: int | Non
 # --- logits filters: (batch, vocab) -> (batch, vocab), removed tokens set to -inf ----------------
 
 
-def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Divide by ``temperature``: < 1 sharpens the distribution, > 1 flattens it."""
+def apply_temperature(logits: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
+    """Divide by ``temperature``: < 1 sharpens the distribution, > 1 flattens it.
+
+    ``temperature`` is a number, or a ``(batch,)`` tensor with one temperature per row.
+    """
+    if isinstance(temperature, torch.Tensor):
+        if temperature.shape != logits.shape[:1] or not bool((temperature > 0).all()):
+            raise ValueError(
+                f"temperature: expected a ({logits.shape[0]},) tensor of values > 0, "
+                f"got shape {tuple(temperature.shape)}"
+            )
+        return logits / temperature[:, None].to(logits.dtype)
     if not temperature > 0:
         raise ValueError(f"temperature: expected a float > 0 (use greedy for 0), got {temperature!r}")
     return logits / temperature
@@ -79,7 +89,8 @@ def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) ->
     return logits.masked_fill(remove, float("-inf"))
 
 
-def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
+def filter_logits(logits: torch.Tensor, *, temperature: float | torch.Tensor = 1.0,
+                  top_k: int | None = None,
                   top_p: float | None = None) -> torch.Tensor:
     """Temperature, then top-k, then top-p (transformers' order)."""
     logits = apply_temperature(logits, temperature)
@@ -130,12 +141,16 @@ def greedy(model: Model, ids: torch.Tensor, max_new_tokens: int, *, eos_token_id
                         eos_token_id, pad_token_id, context_length, use_cache)
 
 
-def sample(model: Model, ids: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
+def sample(model: Model, ids: torch.Tensor, max_new_tokens: int, *,
+           temperature: float | torch.Tensor = 1.0,
            top_k: int | None = None, top_p: float | None = None,
            generator: torch.Generator | None = None, eos_token_id: int | None = None,
            pad_token_id: int | None = None, context_length: int | None = None,
            use_cache: bool = False) -> torch.Tensor:
-    """Draw each next token from softmax(filtered logits); seeded by ``generator``."""
+    """Draw each next token from softmax(filtered logits); seeded by ``generator``.
+
+    ``temperature`` may be a ``(batch,)`` tensor: one temperature per row (a sweep in one batch).
+    """
     def choose(logits):
         probs = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p).softmax(-1)
         return torch.multinomial(probs, 1, generator=generator)[:, 0]

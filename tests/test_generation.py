@@ -125,3 +125,13 @@ def test_bad_inputs(hf):
         top_p_filter(torch.zeros(1, 4), 1.5)
     with pytest.raises(ValueError, match="model: expected logits"):
         greedy(lambda ids: torch.zeros(ids.shape[0], 5), torch.tensor([[1]]), 2)
+
+
+def test_per_row_temperature_equals_separate_rows():
+    logits = torch.randn(3, 10, generator=torch.Generator().manual_seed(0))
+    temps = torch.tensor([0.5, 1.0, 2.0])
+    rows = filter_logits(logits, temperature=temps, top_p=0.8)
+    for i, t in enumerate(temps.tolist()):
+        assert torch.equal(rows[i], filter_logits(logits[i : i + 1], temperature=t, top_p=0.8)[0])
+    with pytest.raises(ValueError, match="temperature"):
+        filter_logits(logits, temperature=torch.tensor([1.0, 0.0, 1.0]))

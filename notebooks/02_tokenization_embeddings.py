@@ -262,9 +262,10 @@ assert agree > 0.6 and shared > 0.6
 
 # %% [markdown]
 # Our Viterbi, given sentencepiece's model, segments every held-out line exactly as
-# sentencepiece does. Trained separately, the two agree on most words but not all: the
-# candidate seeds (sentencepiece uses a suffix array), the pruning criterion and ties differ in
-# detail, and EM only finds a local optimum.
+# sentencepiece does. Trained separately, with the same algorithm (seeds, EM, pruning loss), the
+# two agree on most words but not all: the seed candidates differ in detail (sentencepiece finds
+# them with a suffix array over whole lines), sentencepiece computes in single precision, and EM
+# finds a local optimum that such details move, mostly among rare pieces.
 #
 # ## Vocabulary size: fertility and sequence length
 #

@@ -55,7 +55,7 @@ from roadmap_lib.embeddings import (
     pca_2d,
     train_lm,
 )
-from roadmap_lib.exercises import check_function, check_true
+from roadmap_lib.exercises import check_equal, check_function
 from roadmap_lib.tokenizer_study import (
     corpus_split,
     load_shipped,
@@ -515,13 +515,8 @@ def pair_counts(ids):
 # ```
 
 # %%
-cases = [([1, 2, 3, 1, 2], {(1, 2): 2, (2, 3): 1, (3, 1): 1}), ([1, 1, 1], {(1, 1): 2}),
-         ([7], {})]
-for ids_case, expected in cases:
-    got = pair_counts(ids_case)
-    check_true(dict(got) == expected,
-               fail=f"pair_counts({ids_case}) returned {dict(got)}, expected {expected}",
-               success=f"pair_counts({ids_case}) = {expected}")
+check_equal(pair_counts, [(([1, 2, 3, 1, 2],), {(1, 2): 2, (2, 3): 1, (3, 1): 1}),
+                          (([1, 1, 1],), {(1, 1): 2}), (([7],), {})])
 
 # %% [markdown]
 # ```{exercise-start}
@@ -559,10 +554,10 @@ def merge(ids, pair, new_id):
 # ```
 
 # %%
-check_function(merge, [(([1, 2, 3, 1, 2], (1, 2), 9), [9, 3, 9]),
-                       (([1, 1, 1], (1, 1), 9), [9, 1]),
-                       (([1, 1, 1, 1], (1, 1), 9), [9, 9]),
-                       (([5, 6], (6, 5), 9), [5, 6])])
+check_equal(merge, [(([1, 2, 3, 1, 2], (1, 2), 9), [9, 3, 9]),
+                    (([1, 1, 1], (1, 1), 9), [9, 1]),
+                    (([1, 1, 1, 1], (1, 1), 9), [9, 9]),
+                    (([5, 6], (6, 5), 9), [5, 6])])
 
 # %% [markdown]
 # ```{exercise-start}
@@ -605,11 +600,8 @@ def wordpiece_split(word, vocab):
 # %%
 vocab_set = set(wordpiece.vocab)
 test_words = ["hacker", "kludgification", "unbelievably", "cruft", "x🎉y"]
-for w in test_words:
-    expected = [wordpiece.itos[i] for i in wordpiece.encode(w)]
-    got = wordpiece_split(w, vocab_set)
-    check_true(got == expected, fail=f"wordpiece_split({w!r}) gave {got}, expected {expected}",
-               success=f"wordpiece_split({w!r}) = {expected}")
+check_equal(wordpiece_split, [((w, vocab_set), [wordpiece.itos[i] for i in wordpiece.encode(w)])
+                              for w in test_words])
 
 # %% [markdown]
 # ```{exercise-start}

@@ -165,3 +165,30 @@ def check_function(
 
 
 __all__ = ["ExerciseError", "check_close", "check_function", "check_tensor", "check_true"]
+
+
+def check_equal(fn: Callable[..., Any], cases: Iterable[tuple[Sequence[Any], Any]], *,
+                name: str | None = None) -> None:
+    """Call ``fn(*args)`` for each ``(args, expected)`` case and require ``got == expected``
+    exactly: for answers that are not tensors (lists of tokens, dicts of counts, strings)."""
+    import reprlib
+
+    label = name or getattr(fn, "__name__", "your function")
+    cases = list(cases)
+    for i, (args, expected) in enumerate(cases):
+        call = f"{label}({', '.join(map(reprlib.repr, args))})"
+        try:
+            got = fn(*args)
+        except NotImplementedError as err:
+            raise ExerciseError(f"{label} is not written yet (it raised NotImplementedError).") from err
+        if got is None and expected is not None:
+            raise ExerciseError(f"{call} returned None: did the function forget to `return`?")
+        if type(got) is not type(expected) and not (isinstance(got, dict) and isinstance(expected, dict)):
+            raise ExerciseError(f"{call} [case {i + 1}] returned a {type(got).__name__}, "
+                                f"expected a {type(expected).__name__}: {expected!r}")
+        if got != expected:
+            raise ExerciseError(f"{call} [case {i + 1}] returned {got!r}, expected {expected!r}")
+    _ok(f"{label} passes all {len(cases)} cases.")
+
+
+__all__.append("check_equal")

@@ -142,6 +142,18 @@ hf_bpe = Tokenizer.from_str(json.dumps(bpe.to_dict()))  # our tokenizer, saved a
 assert hf_bpe.encode(heldout_text[:20000]).ids == bpe.encode(heldout_text[:20000])
 
 # %% [markdown]
+# A file larger than memory can be encoded line by line: `encode_iter` holds back only the last,
+# possibly unfinished pre-token of each chunk, so the streamed ids are exactly those of the
+# whole text.
+
+# %%
+with open(DATA_DIR / "jargon.txt", encoding="utf-8") as f:
+    streamed = [i for chunk in bpe.encode_iter(f) for i in chunk]
+whole = bpe.encode((DATA_DIR / "jargon.txt").read_text(encoding="utf-8"))
+print(f"{len(streamed):,} tokens streamed, same as encoding the whole file: {streamed == whole}")
+assert streamed == whole
+
+# %% [markdown]
 # A token need not end on a character boundary: decoding the first two bytes of `☃` alone gives
 # invalid UTF-8, which we replace by U+FFFD (`�`), as `tokenizers` does.
 

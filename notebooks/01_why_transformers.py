@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 1. Why transformers
+# # 01. Why transformers
 #
 # **What you will learn**
 #

@@ -88,7 +88,7 @@ def test_chapter_conventions(py):
     nb = jupytext.read(py)
     assert "format_name: percent" in text, f"{py.name}: not a jupytext percent file"
     first = nb.cells[0]
-    number = int(py.stem[:2])
+    number = py.stem[:2]
     assert first.cell_type == "markdown" and first.source.startswith(f"# {number}. "), \
         f"{py.name}: the first cell must be the title '# {number}. ...'"
     for section in ("What you will learn", "What you need", "Run time"):

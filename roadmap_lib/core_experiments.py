@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,21 @@ from roadmap_lib.layers import BlockConfig, TransformerBlock, make_norm
 # --------------------------------------------------------------------------------------------
 # Measuring time and memory
 # --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run the block on ``n`` CPU threads, then restore the previous setting.
+
+    The models here are so small that a second thread only adds synchronisation, and on a busy
+    machine waiting threads can make a run many times slower; the drivers use one thread.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class PeakTensorMemory(TorchDispatchMode):
@@ -92,9 +108,7 @@ def attention_scaling(
     """
     g = torch.Generator().manual_seed(seed)
     results = {name: {"length": [], "seconds": [], "bytes": []} for name in implementations}
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with cpu_threads(threads):
         for n in tqdm(list(lengths), desc="sequence length", leave=False):
             q, k, v = (torch.randn(batch, heads, n, head_dim, generator=g) for _ in range(3))
             for name, attn in implementations.items():
@@ -104,8 +118,6 @@ def attention_scaling(
                 results[name]["length"].append(n)
                 results[name]["seconds"].append(time_call(call, repeats))
                 results[name]["bytes"].append(peak_memory(call))
-    finally:
-        torch.set_num_threads(previous_threads)
     return results
 
 
@@ -218,6 +230,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def train_lm(
     model: nn.Module, get_batch, *, steps: int, lr: float, seed: int = 0, desc: str = "train",
+    threads: int = 1,
 ) -> list[float]:
     """Plain Adam at a constant learning rate: no warm-up, no clipping. Returns the train losses.
 
@@ -228,13 +241,14 @@ def train_lm(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     model.train()
-    for _ in tqdm(range(steps), desc=desc, leave=False):
-        x, y = get_batch("train", gen)
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item() if math.isfinite(loss.item()) else float("nan"))
+    with cpu_threads(threads):
+        for _ in tqdm(range(steps), desc=desc, leave=False):
+            x, y = get_batch("train", gen)
+            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item() if math.isfinite(loss.item()) else float("nan"))
     return losses
 
 
@@ -311,24 +325,25 @@ class BitClassifier(nn.Module):
 
 def train_bit_task(
     model: nn.Module, task: str, n_bits: int, *, steps: int = 300, batch: int = 64,
-    lr: float = 3e-3, seed: int = 0, test_size: int = 1000,
+    lr: float = 3e-3, seed: int = 0, test_size: int = 1000, threads: int = 1,
 ) -> dict[str, list[float] | float]:
     """Train on fresh random strings each step; return losses and accuracy on held-out strings."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     model.train()
-    for _ in tqdm(range(steps), desc=task, leave=False):
-        x, y = bit_task_batch(task, n_bits, batch, gen)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    model.eval()
-    x, y = bit_task_batch(task, n_bits, test_size, torch.Generator().manual_seed(seed + 1))
-    with torch.no_grad():
-        accuracy = (model(x).argmax(-1) == y).float().mean().item()
+    with cpu_threads(threads):
+        for _ in tqdm(range(steps), desc=task, leave=False):
+            x, y = bit_task_batch(task, n_bits, batch, gen)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        model.eval()
+        x, y = bit_task_batch(task, n_bits, test_size, torch.Generator().manual_seed(seed + 1))
+        with torch.no_grad():
+            accuracy = (model(x).argmax(-1) == y).float().mean().item()
     return {"loss": losses, "accuracy": accuracy}
 
 
@@ -339,6 +354,7 @@ __all__ = [
     "attention_scaling",
     "bit_task_batch",
     "count_parameters",
+    "cpu_threads",
     "ffn_width_for_params",
     "fit_power_law",
     "hf_layer_max_diff",

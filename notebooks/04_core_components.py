@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 4. Core components
+# # 04. Core components
 #
 # **What you will learn**
 #

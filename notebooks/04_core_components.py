@@ -452,10 +452,10 @@ print(f"gated mean {gated_mean:.3f} vs plain mean {plain_mean:.3f}")
 
 # %% [markdown]
 # What we found. All five activations land within 0.1 nats of each other, and the two gated ones
-# come out slightly ahead at equal parameters (by about 0.02 nats here), the direction Shazeer
-# {cite}`shazeer2020glu` reports at scale. One seed and 200 steps cannot separate the plain
-# activations from each other; exercise-minded readers can rerun with other seeds and see how much
-# of the ranking survives.
+# come out slightly ahead at equal parameters (both means are printed above), the direction
+# Shazeer {cite}`shazeer2020glu` reports at scale. One seed and 200 steps cannot separate the
+# plain activations from each other; rerun with other seeds to see how much of the ranking
+# survives.
 #
 # ## What transformers cannot easily learn
 #

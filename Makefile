@@ -14,6 +14,9 @@ PIP_ARGS ?=
 CELL_TIMEOUT ?= 300
 # Run only some notebooks: make test-notebooks NB=notebooks/01_why_transformers.py
 NB ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
+# Threads per notebook kernel: the chapters' models are tiny, and one thread avoids the large
+# slow-downs of threads waiting on each other when the machine is busy.
+NB_THREADS ?= 1
 # Parallel workers for the unit tests.
 WORKERS ?= 2
 
@@ -60,7 +63,7 @@ test-kernels: $(STAMP)
 
 test-notebooks: $(STAMP)
 	$(BIN)/python tools/sync_notebooks.py $(NB)
-	PYTHONPATH=tools/offline_site ROADMAP_OFFLINE=1 \
+	PYTHONPATH=tools/offline_site ROADMAP_OFFLINE=1 OMP_NUM_THREADS=$(NB_THREADS) \
 	$(BIN)/python -m pytest -p tools.nbreport --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=$(CELL_TIMEOUT) -o testpaths= -o addopts= $(NB:.py=.ipynb)
 

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 3. Positional encodings
+# # 03. Positional encodings
 #
 # **What you will learn**
 #

@@ -30,9 +30,8 @@
 # **What you need**: attention, masks and transformer blocks (chapter 04), positional encodings,
 # ALiBi and RoPE (chapter 03), character-level tokenisation (chapter 02).
 #
-# **Run time**: about 20 s on a laptop CPU. The model itself was trained beforehand (about 20
-# minutes on one CPU core) by `python -m roadmap_lib.zoo build gpt-char-jargon`; this chapter
-# loads it.
+# **Run time**: about 20 s on a laptop CPU. The model itself was trained beforehand, in minutes on
+# one CPU core, by `python -m roadmap_lib.zoo build gpt-char-jargon`; this chapter loads it.
 
 # %%
 import json

@@ -110,4 +110,59 @@ def load_task(name: str, split: str) -> list[dict[str, str]]:
     return [dict(zip(columns, line.split("\t"))) for line in lines]
 
 
-__all__ = ["CharLMData", "CharVocab", "load_task", "load_text", "tasks_dir"]
+# --- pretraining objectives: masked LM (BERT) and span corruption (T5) ------------------------
+
+
+def mlm_mask(ids: torch.Tensor, *, vocab_size: int, mask_id: int, special_ids: tuple[int, ...] = (),
+             p: float = 0.15, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masking: choose ``p`` of the (non-special) positions; of those, 80 % become
+    ``mask_id``, 10 % a random token, 10 % stay. Returns ``(inputs, labels)``, labels -100 where
+    nothing is predicted (what ``cross_entropy(ignore_index=-100)`` skips)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p: expected a probability in (0, 1), got {p!r}")
+    if ids.dtype != torch.long:
+        raise ValueError(f"ids: expected an int64 tensor, got {ids.dtype}")
+    special = torch.isin(ids, torch.tensor(list(special_ids), dtype=torch.long))
+    chosen = (torch.rand(ids.shape, generator=generator) < p) & ~special
+    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+    action = torch.rand(ids.shape, generator=generator)
+    random_tokens = torch.randint(0, vocab_size, ids.shape, generator=generator)
+    inputs = torch.where(chosen & (action < 0.8), torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(chosen & (action >= 0.8) & (action < 0.9), random_tokens, inputs)
+    return inputs, labels
+
+
+def span_corrupt(ids: list[int], *, sentinel_ids: list[int], noise_density: float = 0.15,
+                 mean_span: float = 3.0, generator: torch.Generator | None = None) -> tuple[list[int], list[int]]:
+    """T5's span corruption of one sequence: about ``noise_density`` of the tokens, in spans of
+    mean length ``mean_span``, are replaced in the input by one sentinel each; the target lists
+    each sentinel followed by the tokens it hides. E.g. ``a b c d e`` -> ``a <0> d e`` / ``<0> b c``.
+    """
+    n = len(ids)
+    if n < 2:
+        raise ValueError(f"ids: expected at least 2 tokens, got {n}")
+    if not 0.0 < noise_density < 1.0:
+        raise ValueError(f"noise_density: expected a fraction in (0, 1), got {noise_density!r}")
+    n_noise = min(n - 1, max(1, round(n * noise_density)))  # at least one token hidden, one kept
+    n_spans = max(1, min(round(n_noise / mean_span), n_noise, n - n_noise, len(sentinel_ids)))
+
+    def split(total: int, parts: int) -> list[int]:  # random composition of total into parts >= 1
+        cuts = torch.randperm(total - 1, generator=generator)[: parts - 1].add(1).sort().values.tolist()
+        bounds = [0, *cuts, total]
+        return [b - a for a, b in zip(bounds, bounds[1:])]
+
+    noise_lengths = split(n_noise, n_spans)
+    keep_lengths = split(n - n_noise + 1, n_spans + 1)  # +1 so the first kept run may be empty
+    keep_lengths[0] -= 1
+    inputs, targets, pos = [], [], 0
+    for i in range(n_spans):
+        inputs += ids[pos : pos + keep_lengths[i]]
+        pos += keep_lengths[i]
+        inputs.append(sentinel_ids[i])
+        targets += [sentinel_ids[i], *ids[pos : pos + noise_lengths[i]]]
+        pos += noise_lengths[i]
+    inputs += ids[pos:]
+    return inputs, targets
+
+
+__all__ = ["CharLMData", "CharVocab", "load_task", "load_text", "mlm_mask", "span_corrupt", "tasks_dir"]

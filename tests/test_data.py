@@ -6,7 +6,10 @@ import random
 import pytest
 import torch
 
-from roadmap_lib.data import CharLMData, CharVocab, load_task, load_text, tasks_dir
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from roadmap_lib.data import CharLMData, CharVocab, load_task, load_text, mlm_mask, span_corrupt, tasks_dir
 from roadmap_lib.tasks import _zetan_lexicon, build, corpus_sentences, translation_pair
 
 
@@ -83,3 +86,40 @@ def test_acceptability_task():
         assert " ".join(w) in originals  # undoing the swap gives back a corpus sentence
     with pytest.raises(FileNotFoundError, match="tasks available"):
         load_task("nope", "train")
+
+
+def test_mlm_mask_proportions_and_specials():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 100, (200, 100), generator=g)
+    ids[:, 0] = 1  # a [CLS]-like special token
+    inputs, labels = mlm_mask(ids, vocab_size=100, mask_id=4, special_ids=(1,), generator=g)
+    chosen = labels != -100
+    assert not chosen[:, 0].any() and (inputs[:, 0] == 1).all()
+    assert 0.14 < chosen.float().mean() < 0.16
+    assert torch.equal(labels[chosen], ids[chosen]) and torch.equal(inputs[~chosen], ids[~chosen])
+    masked = (inputs == 4)[chosen].float().mean()
+    kept = (inputs == ids)[chosen].float().mean()
+    assert 0.77 < masked < 0.83 and 0.08 < kept < 0.13  # 10 % kept (+ random draws of the same id)
+    with pytest.raises(ValueError, match="p: expected"):
+        mlm_mask(ids, vocab_size=100, mask_id=4, p=1.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 60), density=st.floats(0.05, 0.95), seed=st.integers(0, 1000))
+def test_span_corruption_roundtrip(n, density, seed):
+    ids = list(range(100, 100 + n))
+    sentinels = list(range(-1, -21, -1))
+    inputs, targets = span_corrupt(ids, sentinel_ids=sentinels, noise_density=density,
+                                   generator=torch.Generator().manual_seed(seed))
+    # filling each sentinel of the input with what follows it in the target gives back ids
+    spans, current = {}, None
+    for t in targets:
+        if t < 0:
+            current = t
+            spans[t] = []
+        else:
+            spans[current].append(t)
+    rebuilt = [x for t in inputs for x in (spans[t] if t < 0 else [t])]
+    assert rebuilt == ids
+    assert all(len(v) >= 1 for v in spans.values())
+    assert len(targets) - len(spans) == min(n - 1, max(1, round(n * density)))

@@ -1,10 +1,12 @@
 """Model families built from roadmap_lib's attention, layers and positional modules.
 
-``gpt`` (GPT-2 architecture), ``llama`` (RMSNorm, RoPE, SwiGLU, GQA) and ``bert`` (masked-LM and
-classification heads); ``hf`` moves weights to and from transformers.
+``gpt`` (GPT-2 architecture), ``llama`` (RMSNorm, RoPE, SwiGLU, GQA), ``bert`` (masked-LM and
+classification heads) and ``encoder_decoder`` (the original post-norm Transformer); ``hf`` moves
+weights to and from transformers.
 """
 
 from .bert import BertConfig, BertEncoder, BertForMaskedLM, BertForSequenceClassification
+from .encoder_decoder import Transformer, TransformerConfig
 from .gpt import GPT, GPTConfig
 from .llama import Llama, LlamaConfig
 
@@ -17,4 +19,6 @@ __all__ = [
     "GPTConfig",
     "Llama",
     "LlamaConfig",
+    "Transformer",
+    "TransformerConfig",
 ]

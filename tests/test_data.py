@@ -13,12 +13,6 @@ from roadmap_lib.data import CharLMData, CharVocab, load_task, load_text, mlm_ma
 from roadmap_lib.tasks import _zetan_lexicon, build, corpus_sentences, translation_pair
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # tiny models: threads only add contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_vocab_roundtrip_and_errors():

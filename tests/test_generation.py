@@ -18,12 +18,6 @@ from roadmap_lib.generation import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # tiny models: threads only add contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 VOCAB = 40
 

@@ -9,12 +9,6 @@ from roadmap_lib.models import GPT, GPTConfig
 from roadmap_lib.models.hf import gpt_from_hf, gpt_to_hf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # tiny models: threads only add contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _hf(seed=0, **kw):

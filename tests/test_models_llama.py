@@ -10,12 +10,6 @@ from roadmap_lib.models import Llama, LlamaConfig
 from roadmap_lib.models.hf import llama_from_hf, llama_to_hf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # tiny models: threads only add contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _hf(seed=0, **kw):

@@ -10,12 +10,6 @@ from hypothesis import strategies as st
 from roadmap_lib.optim import AdamW, clip_grad_norm, param_groups_with_decay, set_lr, warmup_cosine
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # tiny models: threads only add contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _model(seed=0):

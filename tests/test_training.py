@@ -1,6 +1,5 @@
 """Training loop and checkpoints: accumulation, clipping, early stopping, exact resume, clear errors."""
 
-import math
 
 import pytest
 import torch
@@ -16,12 +15,6 @@ from roadmap_lib.optim import AdamW
 from roadmap_lib.training import TrainConfig, evaluate, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # tiny models: threads only add contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 VOCAB = 13
 DATA = torch.tensor([i % VOCAB for i in range(0, 3000, 7)])  # a learnable periodic sequence

@@ -249,7 +249,7 @@ assert rows[-1][3] > rows[0][3] and rows[-1][4] > rows[0][4], "both times grow w
 plot_question(attn, lstm, cfg, distance=20, seed=0)
 plt.show()
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "remove-output"]
 def _explore(k=20, seed=0):
     plot_question(attn, lstm, cfg, distance=k, seed=seed)
     plt.show()

@@ -343,7 +343,7 @@ default_text = "The hacker's kludge: 1234 naïve bytes of cruft"
 plot_tokens(tokenizers_shown, default_text)
 plt.show()
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "remove-output"]
 interact(lambda text: display(HTML(tokens_html(tokenizers_shown, text))),
          text=Textarea(value=default_text, description="text"));
 

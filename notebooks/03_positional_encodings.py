@@ -486,7 +486,7 @@ assert at1["alibi"] > at1["rope"] + 0.05
 fig = plot_rope_rotation(position=12, pair=3, dim=16)
 plt.show()
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "remove-output"]
 def _explore(position=12, pair=3, log10_base=4.0):
     plot_rope_rotation(position=position, pair=pair, dim=16, base=10 ** log10_base)
     plt.show()

@@ -174,7 +174,7 @@ plot_attention_heads(offset_heads_attention(12, 4, sharpness=4.0, mask="causal")
                      "Four heads, causal mask, sharpness 4")
 plt.show()
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "remove-output"]
 def _explore(mask="causal", sharpness=4.0, window=4, pad=3):
     w = offset_heads_attention(12, 4, sharpness=sharpness, mask=mask, window=window, pad=pad)
     plot_attention_heads(w, f"Four heads, {mask} mask, sharpness {sharpness:g}")

@@ -360,7 +360,7 @@ plot_next_token_distribution(model, vocab, explore_prompt, temperature=0.7, top_
                              logits=explore_logits)
 plt.show()
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "remove-output"]
 @interact(temperature=FloatSlider(value=0.7, min=0.1, max=2.0, step=0.1),
           top_k=IntSlider(value=10, min=1, max=len(vocab)),
           top_p=FloatSlider(value=0.9, min=0.05, max=1.0, step=0.05))

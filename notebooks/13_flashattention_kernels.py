@@ -376,7 +376,7 @@ scores = 3 * torch.randn(40, generator=torch.Generator().manual_seed(3))
 fig = plot_online_softmax_step(scores, block_size=8, step=1)
 plt.show()
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "remove-output"]
 def show_step(step=1):
     plot_online_softmax_step(scores, block_size=8, step=step)
     plt.show()

@@ -98,6 +98,9 @@ def test_chapter_conventions(py):
     widget_cells = [c for c in nb.cells if c.cell_type == "code" and "nbval-ignore-output" in c.metadata.get("tags", [])
                     and re.search(r"\binteract(ive_output)?\b", c.source)]
     assert widget_cells, f"{py.name}: needs an ipywidgets explorer in a cell tagged nbval-ignore-output"
+    for cell in widget_cells:
+        assert "remove-output" in cell.metadata.get("tags", []), \
+            f"{py.name}: tag the widget cell remove-output too (the site shows the static figure instead)"
     asserts = sum(c.source.count("assert ") for c in nb.cells if c.cell_type == "code")
     assert asserts >= 3, f"{py.name}: claims are proved with assert cells; found {asserts}"
 

@@ -324,6 +324,7 @@ assert by_name["GPT-4"].parameters is None and by_name["GPT-4"].tokens is None
 #
 # ```{exercise-start}
 # :label: ex-01-target
+# :nonumber:
 # ```
 # **Exercise 1 (the task's answer key).** Write `recall_target(symbols, distance)` that returns,
 # for each row `b`, the symbol `distance[b]` steps back from the last position: `symbols` has shape
@@ -360,6 +361,7 @@ check_function(recall_target, _cases)
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-01-memory
+# :nonumber:
 # ```
 # **Exercise 2 (a model of the LSTM's memory).** Suppose a model remembers the last `memory`
 # symbols exactly and guesses uniformly among `vocab` symbols for anything older. Write
@@ -405,6 +407,7 @@ check_true(_fit == 2, fail=f"the best-fitting memory for this LSTM came out as {
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-01-chinchilla
+# :nonumber:
 # ```
 # **Exercise 3 (compute-optimal size).** Training a model with $N$ parameters on $D$ tokens costs
 # about $C \approx 6ND$ floating-point operations, and Chinchilla's rule of thumb is $D \approx 20N$.

@@ -501,6 +501,7 @@ interact(_explore, position=IntSlider(12, 0, 255, description="position"),
 #
 # ```{exercise-start}
 # :label: ex-03-sinusoidal
+# :nonumber:
 # ```
 # **Exercise 1 (the sinusoidal table).** Write `my_sinusoidal(seq_len, d_model)` returning the
 # `(seq_len, d_model)` float32 table of Vaswani et al.: column $2i$ holds $\sin(p\,\omega_i)$ and
@@ -537,6 +538,7 @@ check_function(my_sinusoidal, [((8, 4), sinusoidal_encoding(8, 4)), ((50, 16), s
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-03-alibi
+# :nonumber:
 # ```
 # **Exercise 2 (ALiBi slopes for any number of heads).** Write `my_alibi_slopes(num_heads)`
 # returning a float tensor of `num_heads` slopes by the paper's rule: for a power of two $n$, the
@@ -578,6 +580,7 @@ check_function(my_alibi_slopes, [((n,), alibi_slopes(n)) for n in (1, 4, 6, 8, 1
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-03-rope
+# :nonumber:
 # ```
 # **Exercise 3 (interleaved RoPE by hand).** Write `my_rope_interleaved(x, positions, base)`
 # for `x` of shape `(batch, heads, seq, dim)` and integer `positions` of shape `(seq,)`: turn each
@@ -622,6 +625,7 @@ check_function(my_rope_interleaved, _cases)
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-03-ntk
+# :nonumber:
 # ```
 # **Exercise 4 (the NTK-aware base).** A RoPE model with head dimension $d$ and base $b$ must run
 # at $s$ times its training length. Find the new base $b'$ for which the *slowest* pair,

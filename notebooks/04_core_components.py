@@ -538,6 +538,7 @@ assert hybrid["conv + transformer, no positions"]["accuracy"] > 0.95
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-04-causal
+# :nonumber:
 # ```
 # **Exercise 1 (causal attention from scratch).** Write `causal_attention(q, k, v)` for `q`, `k`,
 # `v` of shape `(batch, heads, L, d)`: scores scaled by $1/\sqrt d$, keys after the query masked
@@ -577,6 +578,7 @@ check_function(causal_attention, _cases)
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-04-rmsnorm
+# :nonumber:
 # ```
 # **Exercise 2 (RMSNorm).** Write `rms_norm(x, weight, eps)` that normalises `x` over its last
 # dimension by its root mean square (with `eps` added to the mean square inside the square root)
@@ -612,6 +614,7 @@ check_function(rms_norm, _cases)
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-04-kvcache
+# :nonumber:
 # ```
 # **Exercise 3 (the size of a KV cache).** Write `kv_cache_bytes(n_layers, n_kv_heads, head_dim,
 # seq_len, batch, bytes_per_value)` that returns how many bytes the key/value cache of a decoder
@@ -653,6 +656,7 @@ check_true(_mha == 8 * _gqa, fail=f"expected MHA's cache to be 8x GQA's, got {_m
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-04-window
+# :nonumber:
 # ```
 # **Exercise 4 (a sliding-window mask).** Write `window_mask(L, w)` that returns an `(L, L)` boolean
 # tensor, True where query `i` may attend to key `j`: causal, and at most `w` keys (the query's own

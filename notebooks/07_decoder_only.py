@@ -387,6 +387,7 @@ def explore(temperature, top_k, top_p):
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-07-loss
+# :nonumber:
 # ```
 # **Exercise 1 (the next-token loss).** Given logits `(batch, seq, vocab)` computed on `ids[:, :-1]`
 # and the full `ids` `(batch, seq + 1)`, return the mean cross-entropy of predicting `ids[:, 1:]`.
@@ -423,6 +424,7 @@ check_close(got, expected, name="causal_lm_loss", atol=1e-5)
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-07-top-p
+# :nonumber:
 # ```
 # **Exercise 2 (nucleus filtering).** Write `my_top_p(logits, p)` for logits `(batch, vocab)`:
 # keep, in each row, the most likely tokens until their probabilities add up to at least `p`
@@ -461,6 +463,7 @@ check_function(my_top_p, cases)
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-07-params
+# :nonumber:
 # ```
 # **Exercise 3 (counting parameters).** Write `gpt_num_params(vocab_size, context_length, d_model,
 # n_layers)` for our `GPT` with its defaults (biases, tied head, feed-forward width $4d$): token and
@@ -501,6 +504,7 @@ check_function(
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-07-sample
+# :nonumber:
 # ```
 # **Exercise 4 (temperature sampling by hand).** Write `sample_next(logits, temperature, generator)`
 # that returns one sampled token id per row of `logits` `(batch, vocab)`, drawing from

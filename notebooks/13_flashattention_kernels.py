@@ -404,6 +404,7 @@ interact(show_step, step=IntSlider(value=1, min=1, max=5, description="tiles see
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-13-causal-skip
+# :nonumber:
 # ```
 # **Exercise 1 (the causal early exit).** `tiled_attention_forward` masks the tiles above the
 # diagonal but still computes them. Write `causal_tiled_attention(q, k, v, block_m, block_n)` for
@@ -463,6 +464,7 @@ check_true(tiles_ex == needed,
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-13-merge
+# :nonumber:
 # ```
 # **Exercise 2 (merging two partial softmax states).** Split a row into two halves and run the
 # online softmax on each: you get states $(m_1, \ell_1)$ and $(m_2, \ell_2)$. Write
@@ -498,6 +500,7 @@ check_tensor(m_merged + torch.log(l_merged), torch.logsumexp(xm, -1), name="merg
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-13-backward
+# :nonumber:
 # ```
 # **Exercise 3 (the attention backward by hand).** For one head without a mask (`q` of shape
 # `(Lq, d)`, `k`, `v` of shape `(Lk, d)`, scale $1/\sqrt d$) and the output gradient `do`, write
@@ -541,6 +544,7 @@ for name, g, e in zip(("dq", "dk", "dv"), got, expected):
 # %% [markdown]
 # ```{exercise-start}
 # :label: ex-13-bytes
+# :nonumber:
 # ```
 # **Exercise 4 (bytes of the causal schedule).** Write `causal_kv_reads(n, d, block_m, block_n)`:
 # the number of key and value *elements* the causal forward kernel reads for one head of length `n`

@@ -112,6 +112,8 @@ def test_exercises_are_well_formed(py):
     labels = re.findall(r"```\{exercise-start\}\s*\n:label: (\S+)", md)
     assert len(labels) >= 3, f"{py.name}: at least three exercises, found {len(labels)}"
     assert md.count("{exercise-start}") == md.count("{exercise-end}"), f"{py.name}: unbalanced exercise markers"
+    assert len(re.findall(r":label: ex-\S+\n:nonumber:", md)) == len(labels), \
+        f"{py.name}: give each exercise-start ':nonumber:' after its label (no book-wide numbering)"
     solutions = re.findall(r"```\{solution-start\} (\S+)\s*\n:class: dropdown", md)
     assert sorted(solutions) == sorted(labels), \
         f"{py.name}: each exercise needs one dropdown solution; exercises {labels}, solutions {solutions}"

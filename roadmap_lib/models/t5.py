@@ -24,12 +24,17 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..attention import (KVCache, MultiHeadAttention, causal_mask, mask_to_bias,
-                         scaled_dot_product_attention)
+from ..attention import (
+    KVCache,
+    MultiHeadAttention,
+    causal_mask,
+    mask_to_bias,
+    scaled_dot_product_attention,
+)
 from ..layers import BlockConfig, RMSNorm, TransformerBlock
 from ..positional import T5RelativePositionBias
 from .gpt import check_context
-from .seq2seq import greedy_seq2seq
+from .seq2seq import EncoderDecoderMixin, check_config
 
 #: T5's ``feed_forward_proj`` names -> (our activation, gated). "gated-gelu" is GELU with the tanh
 #: approximation, as in transformers.
@@ -64,34 +69,39 @@ class T5Config:
     def __post_init__(self) -> None:
         if self.n_decoder_layers is None:
             self.n_decoder_layers = self.n_layers
-        for name in ("vocab_size", "d_model", "d_kv", "d_ff", "n_layers", "n_decoder_layers",
-                     "n_heads", "num_buckets"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        positive = ("vocab_size", "d_model", "d_kv", "d_ff", "n_layers", "n_decoder_layers")
+        check_config(self, (*positive, "n_heads", "num_buckets"), ("dropout",))
         if self.num_buckets < 4:
-            raise ValueError(f"num_buckets: expected at least 4 (2 per direction), got {self.num_buckets}")
+            raise ValueError(
+                f"num_buckets: expected at least 4 (2 per direction), got {self.num_buckets}"
+            )
         if self.max_distance <= self.num_buckets // 2:
             raise ValueError(
                 f"max_distance: expected more than num_buckets // 2 = {self.num_buckets // 2} "
                 f"(the decoder's exact buckets), got {self.max_distance}"
             )
         if self.feed_forward not in FEED_FORWARD:
-            raise ValueError(f"feed_forward: expected one of {sorted(FEED_FORWARD)}, got {self.feed_forward!r}")
-        for name in ("pad_token_id", "eos_token_id", "decoder_start_token_id"):
-            value = getattr(self, name)
-            if not 0 <= value < self.vocab_size:
-                raise ValueError(f"{name}: expected a token id in [0, {self.vocab_size}), got {value}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout}")
+            raise ValueError(
+                f"feed_forward: expected one of {sorted(FEED_FORWARD)}, got {self.feed_forward!r}"
+            )
 
     def block_config(self, decoder: bool) -> BlockConfig:
         activation, gated = FEED_FORWARD[self.feed_forward]
         return BlockConfig(
-            d_model=self.d_model, n_heads=self.n_heads, head_dim=self.d_kv, d_ff=self.d_ff,
-            activation=activation, gated=gated, norm="rmsnorm", norm_eps=self.norm_eps,
-            prenorm=True, bias=False, dropout=self.dropout, attn_dropout=self.dropout,
-            causal=decoder, cross_attention=decoder,
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            head_dim=self.d_kv,
+            d_ff=self.d_ff,
+            activation=activation,
+            gated=gated,
+            norm="rmsnorm",
+            norm_eps=self.norm_eps,
+            prenorm=True,
+            bias=False,
+            dropout=self.dropout,
+            attn_dropout=self.dropout,
+            causal=decoder,
+            cross_attention=decoder,
         )
 
     def to_dict(self) -> dict:
@@ -106,8 +116,19 @@ class T5Attention(MultiHeadAttention):
     relative position bias ``(1, heads, Lq, Lk)`` (None in cross-attention).
     """
 
-    def forward(self, x, context=None, *, attn_mask=None, key_padding_mask=None, is_causal=None,
-                positions=None, rotary=None, attn_bias=None, cache: KVCache | None = None):
+    def forward(
+        self,
+        x,
+        context=None,
+        *,
+        attn_mask=None,
+        key_padding_mask=None,
+        is_causal=None,
+        positions=None,
+        rotary=None,
+        attn_bias=None,
+        cache: KVCache | None = None,
+    ):
         c = self.config
         if x.ndim != 3 or x.shape[-1] != c.d_model:
             raise ValueError(f"x: expected (batch, seq, {c.d_model}), got {tuple(x.shape)}")
@@ -118,16 +139,28 @@ class T5Attention(MultiHeadAttention):
             k, v = cache.k, cache.v  # the encoder's keys and values, computed at the first step
         else:
             src = x if context is None else context
-            k, v = self._split(self.k_proj(src), c.n_heads), self._split(self.v_proj(src), c.n_heads)
+            k, v = (
+                self._split(self.k_proj(src), c.n_heads),
+                self._split(self.v_proj(src), c.n_heads),
+            )
             if cache is not None:
                 k, v = cache.update(k, v)
         lq, lk = q.shape[2], k.shape[2]
         bias = attn_bias
         if (c.causal if is_causal is None else is_causal) and context is None:
             allowed = causal_mask(lq, lk, offset=lk - lq, device=x.device)  # new queries come last
-            bias = mask_to_bias(allowed, q.dtype) if bias is None else bias.masked_fill(~allowed, float("-inf"))
+            bias = (
+                mask_to_bias(allowed, q.dtype)
+                if bias is None
+                else bias.masked_fill(~allowed, float("-inf"))
+            )
         out = scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=c.dropout if self.training else 0.0, scale=1.0,
+            q,
+            k,
+            v,
+            attn_mask=bias,
+            dropout_p=c.dropout if self.training else 0.0,
+            scale=1.0,
             key_padding_mask=key_padding_mask,
         )
         return self.o_proj(out.transpose(1, 2).reshape(x.shape[0], lq, c.n_heads * c.head_dim))
@@ -143,17 +176,23 @@ class T5Block(TransformerBlock):
             self.cross_attn = T5Attention(config.attention_config(False))
 
 
-class T5(nn.Module):
+class T5(EncoderDecoderMixin, nn.Module):
     def __init__(self, config: T5Config) -> None:
         super().__init__()
         self.config = c = config
         self.shared = nn.Embedding(c.vocab_size, c.d_model)
         self.drop = nn.Dropout(c.dropout)
-        self.encoder_bias = T5RelativePositionBias(c.n_heads, c.num_buckets, c.max_distance, bidirectional=True)
+        self.encoder_bias = T5RelativePositionBias(
+            c.n_heads, c.num_buckets, c.max_distance, bidirectional=True
+        )
         self.encoder = nn.ModuleList(T5Block(c.block_config(False)) for _ in range(c.n_layers))
         self.encoder_norm = RMSNorm(c.d_model, c.norm_eps)
-        self.decoder_bias = T5RelativePositionBias(c.n_heads, c.num_buckets, c.max_distance, bidirectional=False)
-        self.decoder = nn.ModuleList(T5Block(c.block_config(True)) for _ in range(c.n_decoder_layers))
+        self.decoder_bias = T5RelativePositionBias(
+            c.n_heads, c.num_buckets, c.max_distance, bidirectional=False
+        )
+        self.decoder = nn.ModuleList(
+            T5Block(c.block_config(True)) for _ in range(c.n_decoder_layers)
+        )
         self.decoder_norm = RMSNorm(c.d_model, c.norm_eps)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         self._init_weights()
@@ -181,46 +220,35 @@ class T5(nn.Module):
                     nn.init.normal_(proj.weight, std=c.d_model**-0.5)
             nn.init.normal_(block.ffn.down_proj.weight, std=c.d_ff**-0.5)
 
-    def encode(self, src: torch.Tensor, src_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(
+        self, src: torch.Tensor, src_padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """src (batch, S) -> memory (batch, S, d_model)."""
-        check_context(src, 0, float("inf"))
+        check_context(src, 0, float("inf"))  # ids only: T5 has no length limit
         x = self.drop(self.shared(src))
         bias = self.encoder_bias(src.shape[1])  # (1, heads, S, S), shared by every layer
         for block in self.encoder:
             x = block(x, key_padding_mask=src_padding_mask, attn_bias=bias)
         return self.drop(self.encoder_norm(x))
 
-    def new_cache(self) -> list[tuple[KVCache, KVCache]]:
-        """Per decoder layer: (self-attention cache, cross-attention cache)."""
-        return [(KVCache(), KVCache()) for _ in self.decoder]
-
-    def decode(self, tgt: torch.Tensor, memory: torch.Tensor, src_padding_mask: torch.Tensor | None = None,
-               cache: list[tuple[KVCache, KVCache]] | None = None) -> torch.Tensor:
+    def decode(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        src_padding_mask: torch.Tensor | None = None,
+        cache: list[tuple[KVCache, KVCache]] | None = None,
+    ) -> torch.Tensor:
         """tgt (batch, T) -> logits (batch, T, vocab); with ``cache``, ``tgt`` holds the new tokens only."""
         check_context(tgt, 0, float("inf"))
         past = len(cache[0][0]) if cache else 0
         x = self.drop(self.shared(tgt))
         bias = self.decoder_bias(tgt.shape[1], past + tgt.shape[1], past)  # causal buckets
-        for i, block in enumerate(self.decoder):
-            self_cache, cross_cache = cache[i] if cache else (None, None)
-            x = block(x, memory, context_padding_mask=src_padding_mask, attn_bias=bias,
-                      cache=self_cache, cross_cache=cross_cache)
-        x = self.drop(self.decoder_norm(x))
+        x = self.drop(
+            self.decoder_norm(self._run_decoder(x, memory, src_padding_mask, cache, attn_bias=bias))
+        )
         if self.config.tie_word_embeddings:  # the embedding has unit scale: bring x to it
             x = x * self.config.d_model**-0.5
         return self.lm_head(x)
-
-    def forward(self, src: torch.Tensor, tgt: torch.Tensor,
-                src_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Teacher forcing: logits (batch, T, vocab) for every target position at once."""
-        return self.decode(tgt, self.encode(src, src_padding_mask), src_padding_mask)
-
-    def generate_greedy(self, src: torch.Tensor, max_new_tokens: int,
-                        src_padding_mask: torch.Tensor | None = None, use_cache: bool = True) -> torch.Tensor:
-        """Greedy decoding from ``decoder_start_token_id``, stopping rows at ``eos_token_id``."""
-        c = self.config
-        return greedy_seq2seq(self, src, max_new_tokens, src_padding_mask=src_padding_mask,
-                              eos_token_id=c.eos_token_id, pad_token_id=c.pad_token_id, use_cache=use_cache)
 
 
 __all__ = ["FEED_FORWARD", "T5", "T5Attention", "T5Block", "T5Config"]

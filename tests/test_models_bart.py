@@ -12,7 +12,7 @@ V, CTX = 53, 40
 _SCALE = {"shared": 2.0, "embed_tokens": 2.0, "embed_positions": 10.0}
 
 
-def _hf(seed=0, attn="eager", **kw):
+def _hf(seed=0, attn="eager", eos_bias=-3.0, **kw):
     torch.manual_seed(seed)
     cfg = {
         "vocab_size": V,
@@ -38,7 +38,7 @@ def _hf(seed=0, attn="eager", **kw):
             else:  # embeddings weaker than the layers, so that greedy decoding does not get stuck
                 p.mul_(next((s for k, s in _SCALE.items() if k in name), 8.0))
         model.final_logits_bias.normal_(0.0, 0.5)
-        model.final_logits_bias[0, model.config.eos_token_id] -= 3.0  # do not stop at once
+        model.final_logits_bias[0, model.config.eos_token_id] += eos_bias  # < 0: not at once
         # untied, transformers 5 keeps three embedding matrices: a real checkpoint has one
         model.model.encoder.embed_tokens.weight.copy_(model.model.shared.weight)
         model.model.decoder.embed_tokens.weight.copy_(model.model.shared.weight)
@@ -99,7 +99,14 @@ def test_padding_is_ignored():
         )  # ... and matters unmasked
 
 
-@pytest.mark.parametrize("kw", [{}, {"tie_word_embeddings": False, "seed": 1}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"tie_word_embeddings": False, "seed": 1},
+        {"eos_token_id": 34, "eos_bias": 0.0},  # rows stop at different steps, then all of them
+    ],
+)
 def test_greedy_generation_identical(kw):
     hf = _hf(**kw)
     ours = bart_from_hf(hf)
@@ -114,6 +121,8 @@ def test_greedy_generation_identical(kw):
     )  # starts at </s>, not stuck
     assert torch.equal(mine, theirs)
     assert torch.equal(ours.generate_greedy(src, 24, keep == 0, use_cache=False), mine)
+    if "eos_token_id" in kw:
+        assert mine.shape[1] < 25 and (mine == ours.config.pad_token_id).any()
 
 
 def test_kv_cache_matches_full_forward():

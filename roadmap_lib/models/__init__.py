@@ -1,16 +1,20 @@
 """Model families built from roadmap_lib's attention, layers and positional modules.
 
 ``gpt`` (GPT-2 architecture), ``llama`` (RMSNorm, RoPE, SwiGLU, GQA), ``bert`` (masked-LM and
-classification heads) and ``encoder_decoder`` (the original post-norm Transformer); ``hf`` moves
-weights to and from transformers.
+classification heads), ``encoder_decoder`` (the original post-norm Transformer), ``t5`` and ``bart``;
+``hf`` and ``hf_seq2seq`` move weights to and from transformers.
 """
 
+from .bart import Bart, BartConfig
 from .bert import BertConfig, BertEncoder, BertForMaskedLM, BertForSequenceClassification
 from .encoder_decoder import Transformer, TransformerConfig
 from .gpt import GPT, GPTConfig
 from .llama import Llama, LlamaConfig
+from .t5 import T5, T5Config
 
 __all__ = [
+    "Bart",
+    "BartConfig",
     "BertConfig",
     "BertEncoder",
     "BertForMaskedLM",
@@ -19,6 +23,8 @@ __all__ = [
     "GPTConfig",
     "Llama",
     "LlamaConfig",
+    "T5",
+    "T5Config",
     "Transformer",
     "TransformerConfig",
 ]

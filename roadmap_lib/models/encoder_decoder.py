@@ -6,8 +6,8 @@
         -> output projection tied to the shared embedding -> logits
 
 Source and target share one vocabulary and one embedding matrix, as in the paper. Padding in the
-source is masked with ``src_padding_mask`` (True = padding). T5- and BART-style variants are not
-here yet.
+source is masked with ``src_padding_mask`` (True = padding). The T5- and BART-style variants are in
+``roadmap_lib.models.t5`` and ``roadmap_lib.models.bart``.
 """
 
 from __future__ import annotations

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -28,6 +26,7 @@ from torch import nn
 from . import DATA_DIR, set_seed
 from .attention import scaled_dot_product_attention
 from .data import CharLMData
+from .fileio import atomic_write_text
 from .positional import (
     LearnedPositionalEmbedding,
     RoPEConfig,
@@ -290,11 +289,7 @@ def load_results(name: str = RESULTS_FILE) -> dict:
 
 
 def _write_json(obj: dict, path: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
 
 
 def main(argv=None) -> None:

@@ -19,14 +19,13 @@ on every machine (pure-Python ``random.Random``, no floating point).
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 from . import DATA_DIR
+from .fileio import atomic_write_text
 
 TRANSLATION_SEED = 5
 ACCEPTABILITY_SEED = 6
@@ -166,11 +165,7 @@ def _write_tsv(rows: list[dict], path: Path) -> None:
             raise ValueError(f"row {row!r}: a field contains a tab or newline")
         lines.append("\t".join(fields))
     text = "\n".join(lines) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 GENERATORS = {"translation": translation_rows, "acceptability": acceptability_rows}

@@ -10,7 +10,6 @@ against the recorded one (``tests/test_zoo.py`` does this for every shipped entr
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ import torch
 from . import DATA_DIR
 from .checkpoint import load_model, save_model
 from .data import CharLMData, CharVocab
+from .fileio import atomic_write_text
 from .models import GPT, GPTConfig
 from .training import TrainConfig, evaluate, train
 
@@ -115,9 +115,7 @@ def build(name: str, out_dir: Path | None = None, progress: bool = True,
     if weights.stat().st_size > MAX_BYTES:
         raise RuntimeError(f"{weights} is {weights.stat().st_size} bytes, over the {MAX_BYTES} limit")
     path = out_dir / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(info, indent=1) + "\n")
     return path
 
 

@@ -16,14 +16,14 @@ Every notebook is written to a temporary file and moved into place once it valid
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import jupytext
 import nbformat
+
+from roadmap_lib.fileio import atomic_path
 
 BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION\s*$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")
@@ -98,14 +98,8 @@ def studentize(nb: nbformat.NotebookNode, name: str) -> tuple[nbformat.NotebookN
 
 def write_atomic(nb: nbformat.NotebookNode, target: Path) -> None:
     nbformat.validate(nb)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         nbformat.write(nb, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def main(src_dir: str, out_dir: str) -> int:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from roadmap_lib.fileio import atomic_path
 
 BUDGET_S = 120.0
 EXECUTED_DIR = Path(os.environ.get("ROADMAP_EXECUTED_DIR", "_build/executed"))
@@ -79,14 +80,8 @@ def _write_executed(nb_path: str, nb_file) -> None:
     EXECUTED_DIR.mkdir(parents=True, exist_ok=True)
     nb = copy.deepcopy(nb_file.nb)
     target = EXECUTED_DIR / Path(nb_path).name
-    fd, tmp = tempfile.mkstemp(dir=EXECUTED_DIR, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         nbformat.write(nb, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -27,6 +27,7 @@ from .generation import beam_search
 from .metrics import corpus_bleu
 from .models.encoder_decoder import Transformer, TransformerConfig
 from .models.seq2seq import BoundDecoder
+from .tasks import VERBS
 from .training import TrainConfig, evaluate, train
 
 NAME = "transformer-zetan"
@@ -196,6 +197,32 @@ def cross_attention(model: Transformer, vocab: WordVocab, source: str, target: s
     return torch.stack(maps)
 
 
+def alignment_map(model: Transformer, vocab: WordVocab, row: dict, layer: int = -1,
+                  head: int | None = None) -> tuple[torch.Tensor, list[str], list[str]]:
+    """``(weights (T + 1, S), source words, predicted words + <eos>)``: one layer's cross-attention
+    while reading the reference of ``row``, one head or (``head=None``) the mean of heads."""
+    maps = cross_attention(model, vocab, row["src"], row["tgt"])[layer]
+    weights = maps.mean(0) if head is None else maps[head]
+    return weights, row["src"].split(), row["tgt"].split() + ["<eos>"]
+
+
+def verb_alignment(model: Transformer, vocab: WordVocab, rows: list[dict], layer: int = -1) -> float:
+    """Fraction of sentences where the Zetan verb (last word) attends most, averaged over heads, to
+    the English verb (sentences with exactly one English verb form)."""
+    forms = {form for verb in VERBS for form in verb}
+    hits = total = 0
+    for row in rows:
+        verbs = [i for i, w in enumerate(row["src"].split()) if w in forms]
+        if len(verbs) != 1:
+            continue
+        weights, _, target = alignment_map(model, vocab, row, layer)
+        hits += int(weights[len(target) - 2].argmax() == verbs[0])
+        total += 1
+    if total == 0:
+        raise ValueError("rows: expected at least one sentence with exactly one English verb")
+    return hits / total
+
+
 def bleu_of(model: Transformer, vocab: WordVocab, rows: list[dict], decoder: str = "greedy",
             num_beams: int = 4) -> tuple[float, list[str]]:
     """Corpus BLEU of greedy or beam translations of ``rows``; returns (score, hypotheses)."""
@@ -293,6 +320,6 @@ if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
 
 
-__all__ = ["ExperimentConfig", "WordVocab", "batch_sampler", "beam_translate", "bleu_of", "build",
+__all__ = ["ExperimentConfig", "WordVocab", "alignment_map", "batch_sampler", "beam_translate", "bleu_of", "build",
            "cross_attention", "encode_sources", "greedy_translate", "load", "make_batch", "seq2seq_loss",
-           "verify", "zoo_paths"]
+           "verb_alignment", "verify", "zoo_paths"]

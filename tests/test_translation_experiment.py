@@ -13,12 +13,14 @@ from roadmap_lib.translation_experiment import (
     ExperimentConfig,
     WordVocab,
     _BeamDecoder,
+    alignment_map,
     beam_translate,
     cross_attention,
     encode_sources,
     greedy_translate,
     load,
     make_batch,
+    verb_alignment,
     verify,
 )
 
@@ -68,19 +70,21 @@ def test_beam_one_equals_greedy_and_beam_is_no_worse(tiny):
     assert beam_translate(model, vocab, sentences, num_beams=1, max_new_tokens=8) == \
         greedy_translate(model, vocab, sentences, max_new_tokens=8)
 
-    def logp(sentence, words):  # log p(words + <eos> | sentence), summed
-        src, mask = encode_sources(vocab, [sentence])
-        ids = [BOS] + vocab.encode(words) + [EOS]
-        logits = model(src, torch.tensor([ids[:-1]]), mask)
+    def logp(memory, mask, ids):  # log p(ids[1:] | ids[0] = <bos>, source), summed
+        logits = model.decode(torch.tensor([ids[:-1]]), memory, mask)
         return torch.log_softmax(logits, -1)[0, torch.arange(len(ids) - 1), ids[1:]].sum().item()
 
-    for sentence in sentences:  # with no length penalty, beam finds a hypothesis at least as likely
+    for sentence in sentences:  # with no length penalty, beam finds a sequence at least as likely
         src, mask = encode_sources(vocab, [sentence])
-        dec = _BeamDecoder(model, model.encode(src, mask), mask)
-        greedy_words = greedy_translate(model, vocab, [sentence], max_new_tokens=6)[0]
-        best = beam_search(dec, torch.tensor([[BOS]]), 6, num_beams=4, length_penalty=0.0, eos_token_id=EOS)[0]
-        if best[-1] == EOS and len(greedy_words.split()) < 6:
-            assert logp(sentence, vocab.decode(best[1:])) >= logp(sentence, greedy_words) - 1e-4
+        memory = model.encode(src, mask)
+        greedy_ids = [BOS]
+        for _ in range(6):
+            greedy_ids.append(model.decode(torch.tensor([greedy_ids]), memory, mask)[0, -1].argmax().item())
+            if greedy_ids[-1] == EOS:
+                break
+        best = beam_search(_BeamDecoder(model, memory, mask), torch.tensor([[BOS]]), 6, num_beams=4,
+                           length_penalty=0.0, eos_token_id=EOS)[0].tolist()
+        assert logp(memory, mask, best) >= logp(memory, mask, greedy_ids) - 1e-5
 
 
 def test_cross_attention_maps(tiny):
@@ -102,3 +106,13 @@ def test_shipped_checkpoint_reproduces_its_record():
     assert abs(got["test_bleu_greedy"] - record["test_bleu_greedy"]) < 0.5
     assert abs(got["test_bleu_beam"] - record["test_bleu_beam"]) < 0.5
     assert record["test_bleu_greedy"] > 90  # the task is learnt
+
+
+def test_alignment_map_and_verb_alignment(tiny):
+    model, vocab = tiny
+    weights, source, target = alignment_map(model, vocab, ROWS[0], layer=0)
+    assert weights.shape == (len(target), len(source)) and target[-1] == "<eos>"
+    assert torch.allclose(weights, cross_attention(model, vocab, ROWS[0]["src"], ROWS[0]["tgt"])[0].mean(0))
+    assert 0.0 <= verb_alignment(model, vocab, ROWS[:10]) <= 1.0
+    with pytest.raises(ValueError, match="exactly one English verb"):
+        verb_alignment(model, vocab, [{"src": "the cat", "tgt": "x"}])

@@ -1,0 +1,190 @@
+"""Fine-tuning the word-level BERT of :mod:`roadmap_lib.bert_experiment` on the acceptability task.
+
+Two heads on the same encoder: sentence classification (is this sentence original, label 1, or has
+it two words swapped, label 0?) from the ``[CLS]`` position, and token labelling (which words were
+swapped?) from every position. :func:`finetune` trains either head, starting from the pretrained
+encoder or from random weights of the same size (the baseline), and can distil from a teacher's
+soft targets as DistilBERT does (:func:`distillation_loss`). Metrics: accuracy, and the F1 of the
+"swapped" class over words (:func:`token_f1`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .bert_experiment import CONTEXT, PAD, WordVocab
+from .data import load_task
+from .models.bert import BertConfig, BertEncoder, BertForSequenceClassification
+from .training import TrainConfig, train
+
+
+def token_labels(n_words: int, swap_i: int, swap_j: int, context: int = CONTEXT) -> torch.Tensor:
+    """Per-token targets (context,) for a sentence of ``n_words`` words: 1 at the two swapped
+    words, 0 at the other words, -100 (ignored) at ``[CLS]``, ``[SEP]`` and padding. Word ``i``
+    is token ``i + 1``; ``swap_i = swap_j = -1`` for an original sentence."""
+    if not 0 < n_words <= context - 2:
+        raise ValueError(f"n_words: expected 1..{context - 2}, got {n_words}")
+    labels = torch.full((context,), -100, dtype=torch.long)
+    labels[1 : n_words + 1] = 0
+    for k in (swap_i, swap_j):
+        if k >= 0:
+            labels[k + 1] = 1
+    return labels
+
+
+class AcceptabilityData:
+    """One split of the acceptability task, encoded: ids (n, context), sentence labels (n,),
+    token labels (n, context)."""
+
+    def __init__(self, vocab: WordVocab, split: str, limit: int | None = None):
+        rows = load_task("acceptability", split)[:limit]
+        self.text = [r["text"] for r in rows]
+        self.ids = torch.stack([vocab.encode(t) for t in self.text])
+        self.labels = torch.tensor([int(r["label"]) for r in rows])
+        self.token_labels = torch.stack([token_labels(len(t.split()), int(r["swap_i"]), int(r["swap_j"]))
+                                         for t, r in zip(self.text, rows)])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def targets(self, kind: str) -> torch.Tensor:
+        if kind not in ("sequence", "token"):
+            raise ValueError(f"kind: expected 'sequence' or 'token', got {kind!r}")
+        return self.labels if kind == "sequence" else self.token_labels
+
+
+class BertForTokenClassification(nn.Module):
+    """The encoder plus one linear layer applied at every position: (batch, seq) -> (batch, seq, labels)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertEncoder(config)
+        self.drop = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.d_model, config.num_labels)
+
+    def forward(self, ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
+        return self.classifier(self.drop(self.bert(ids, token_type_ids, attention_mask)))
+
+
+def make_model(kind: str, config: BertConfig, encoder: BertEncoder | None = None, seed: int = 0) -> nn.Module:
+    """A fresh classifier of ``kind`` ("sequence" or "token"); its encoder copied from ``encoder``
+    (pretrained) or left random (the baseline). Heads are random either way, drawn from ``seed``."""
+    torch.manual_seed(seed)
+    cls = {"sequence": BertForSequenceClassification, "token": BertForTokenClassification}.get(kind)
+    if cls is None:
+        raise ValueError(f"kind: expected 'sequence' or 'token', got {kind!r}")
+    model = cls(config)
+    if encoder is not None:
+        model.bert.load_state_dict(copy.deepcopy(encoder.state_dict()))
+    return model
+
+
+def logits_of(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    return model(ids, attention_mask=ids != PAD)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                      T: float = 2.0, alpha: float = 0.5) -> torch.Tensor:
+    """``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)``.
+
+    Logits (n, classes), labels (n,), -100 ignored; ``_T`` means softmax at temperature ``T``. The
+    ``T^2`` keeps the soft term's gradients on the scale of the hard one (Hinton et al., 2015).
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"teacher_logits: expected shape {tuple(student_logits.shape)}, "
+                         f"got {tuple(teacher_logits.shape)}")
+    keep = labels != -100
+    s, t = student_logits[keep], teacher_logits[keep]
+    soft = F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), log_target=True,
+                    reduction="batchmean") * T * T
+    return alpha * soft + (1 - alpha) * F.cross_entropy(s, labels[keep])
+
+
+def finetune(model: nn.Module, data: AcceptabilityData, kind: str, *, steps: int = 200, lr: float = 1e-3,
+             batch_size: int = 32, seed: int = 0, teacher: nn.Module | None = None, T: float = 2.0,
+             alpha: float = 0.5, pos_weight: float = 5.0) -> list[float]:
+    """Train ``model`` on ``data`` for ``steps`` AdamW steps (one thread); return the loss per step.
+
+    Token labelling weights the rare "swapped" class by ``pos_weight``. With ``teacher``, the loss
+    is :func:`distillation_loss` against the teacher's logits.
+    """
+    targets = data.targets(kind)
+    # token labels are ~5 % "swapped": weight that class up so "never flag" is not a good answer
+    weight = torch.tensor([1.0, pos_weight]) if kind == "token" else None
+    if teacher is not None:
+        teacher.eval()
+
+    def get_batch(split, generator):
+        rows = torch.randint(0, len(data), (batch_size,), generator=generator)
+        return data.ids[rows], targets[rows]
+
+    def loss_fn(m, ids, y):
+        logits = logits_of(m, ids).reshape(-1, 2)
+        if teacher is None:
+            return F.cross_entropy(logits, y.reshape(-1), weight=weight, ignore_index=-100)
+        with torch.no_grad():
+            t = logits_of(teacher, ids).reshape(-1, 2)
+        return distillation_loss(logits, t, y.reshape(-1), T, alpha)
+
+    cfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=steps // 10, weight_decay=0.01, eval_interval=steps,
+                      eval_batches=1, seed=seed, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = train(model, get_batch, cfg, loss_fn=loss_fn)
+    finally:
+        torch.set_num_threads(threads)
+    return [row["loss"] for row in result.log]
+
+
+def token_f1(pred: torch.Tensor, gold: torch.Tensor) -> float:
+    """F1 of the positive class (1) over positions where ``gold != -100``; 0.0 when undefined."""
+    keep = gold != -100
+    p, g = pred[keep] == 1, gold[keep] == 1
+    tp = (p & g).sum().item()
+    if tp == 0:
+        return 0.0
+    precision, recall = tp / p.sum().item(), tp / g.sum().item()
+    return 2 * precision * recall / (precision + recall)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, ids: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Arg-max predictions, (n,) for a sentence classifier or (n, seq) for a tagger."""
+    model.eval()
+    return torch.cat([logits_of(model, ids[i : i + batch_size]).argmax(-1) for i in range(0, len(ids), batch_size)])
+
+
+def scores(model: nn.Module, data: AcceptabilityData, kind: str) -> dict[str, float]:
+    """Sentence classifier: accuracy. Tagger: F1 of "swapped" over words, and the sentence
+    accuracy obtained by calling a sentence swapped when any word is flagged."""
+    pred = predict(model, data.ids)
+    if kind == "sequence":
+        return {"accuracy": (pred == data.labels).float().mean().item()}
+    gold = data.token_labels
+    flagged = ((pred == 1) & (gold != -100)).any(1)
+    return {"f1": token_f1(pred, gold), "accuracy": (flagged.long() == 1 - data.labels).float().mean().item()}
+
+
+@torch.no_grad()
+def swap_probabilities(model: nn.Module, vocab: WordVocab, text: str) -> list[tuple[str, float]]:
+    """``(word, p(swapped))`` for each word of ``text`` under a token tagger."""
+    model.eval()
+    ids = vocab.encode(text)
+    p = logits_of(model, ids[None])[0].softmax(-1)[:, 1]
+    words = text.split()
+    return [(w, p[i + 1].item()) for i, w in enumerate(words)]
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["AcceptabilityData", "BertForTokenClassification", "distillation_loss", "finetune", "logits_of",
+           "make_model", "parameter_count", "predict", "scores", "swap_probabilities", "token_f1",
+           "token_labels"]

@@ -1,0 +1,82 @@
+"""The word-level BERT of chapter 06: the shipped checkpoint, the vocabulary, fine-tuning pieces."""
+
+import pytest
+import torch
+
+from roadmap_lib import bert_experiment as be
+from roadmap_lib import bert_finetune as bf
+
+
+def test_shipped_checkpoint_reproduces_recorded_loss():
+    got, recorded = be.verify()
+    assert abs(got - recorded) < 2e-3, (got, recorded)
+    assert (be.zoo_dir() / f"{be.NAME}.safetensors").stat().st_size <= be.MAX_BYTES
+    model, vocab, info = be.load()
+    assert info["log"][-1]["step"] == info["steps"] == info["train_config"]["max_steps"]
+    assert recorded < info["log"][0]["loss"] - 1.0  # it learned something
+    words = [w for w, _ in be.top_predictions(model, vocab, "This is the [MASK] of the story.", k=5)]
+    assert len(words) == 5 and all(w not in be.SPECIALS for w in words)
+
+
+def test_build_is_seeded(tmp_path):
+    a = be.build(tmp_path / "a", progress=False, max_steps=3)
+    b = be.build(tmp_path / "b", progress=False, max_steps=3)
+    import json
+    assert json.loads(a.read_text())["eval"] == json.loads(b.read_text())["eval"]
+
+
+def test_pretraining_excludes_heldout_sentences():
+    held = be.heldout_sentences()
+    assert len(held) == 1400
+    assert not held & set(be.pretraining_sentences())
+
+
+def test_vocab_encodes_one_token_per_word():
+    vocab = be.WordVocab(["the", "hacker"])
+    ids = vocab.encode("The hacker's [MASK] zzz.", context=8)
+    assert ids.tolist() == [2, 5, 1, be.MASK, 1, 3, 0, 0]  # hacker's is not "hacker": [UNK]
+    assert vocab.encode("(Hacker),")[1].item() == 6
+    with pytest.raises(ValueError, match="at most 2 words"):
+        vocab.encode("a b c", context=4)
+
+
+def test_token_labels():
+    assert bf.token_labels(4, 0, 3, context=8).tolist() == [-100, 1, 0, 0, 1, -100, -100, -100]
+    assert bf.token_labels(2, -1, -1, context=4).tolist() == [-100, 0, 0, -100]
+    with pytest.raises(ValueError, match="n_words"):
+        bf.token_labels(7, 0, 1, context=8)
+
+
+def test_token_f1_matches_definition():
+    gold = torch.tensor([[-100, 1, 0, 1, 0, -100]])
+    pred = torch.tensor([[1, 1, 1, 0, 0, 1]])  # positions with gold -100 are ignored
+    assert bf.token_f1(pred, gold) == pytest.approx(0.5)  # P = 1/2, R = 1/2
+    assert bf.token_f1(torch.zeros_like(gold), gold) == 0.0
+
+
+def test_distillation_loss():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(5, 2, generator=g), torch.randn(5, 2, generator=g)
+    y = torch.tensor([0, 1, 1, -100, 0])
+    keep = y != -100
+    ce = torch.nn.functional.cross_entropy(s[keep], y[keep])
+    assert bf.distillation_loss(s, t, y, alpha=0.0).item() == pytest.approx(ce.item())
+    assert bf.distillation_loss(s, s, y, alpha=1.0).item() == pytest.approx(0.0, abs=1e-6)
+    pt = (t[keep] / 2).softmax(-1)
+    kl = (pt * (pt.log() - (s[keep] / 2).log_softmax(-1))).sum(-1).mean() * 4
+    assert bf.distillation_loss(s, t, y, T=2.0, alpha=1.0).item() == pytest.approx(kl.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="teacher_logits"):
+        bf.distillation_loss(s, t[:3], y)
+
+
+def test_finetune_learns_and_pretrained_encoder_is_copied():
+    model, vocab, _ = be.load()
+    data = bf.AcceptabilityData(vocab, "train", limit=256)
+    clf = bf.make_model("token", model.config, model.bert, seed=0)
+    assert torch.equal(clf.bert.tok_emb.weight, model.bert.tok_emb.weight)
+    losses = bf.finetune(clf, data, "token", steps=20)
+    assert not torch.equal(clf.bert.tok_emb.weight, model.bert.tok_emb.weight)  # a copy was trained
+    assert losses[-1] < losses[0]
+    assert set(bf.scores(clf, data, "token")) == {"f1", "accuracy"}
+    with pytest.raises(ValueError, match="kind"):
+        bf.make_model("spans", model.config)

@@ -106,8 +106,8 @@ def bleu_from_statistics(stats: Sequence[int], smooth_method: str = "exp", smoot
     if hyp_len < ref_len:
         bp = math.exp(1 - ref_len / hyp_len) if hyp_len > 0 else 0.0
     precisions = [0.0] * MAX_ORDER
-    result = dict(matches=[int(m) for m in matches], totals=[int(t) for t in totals],
-                  hyp_len=int(hyp_len), ref_len=int(ref_len), brevity_penalty=bp)
+    result = {"matches": [int(m) for m in matches], "totals": [int(t) for t in totals],
+              "hyp_len": int(hyp_len), "ref_len": int(ref_len), "brevity_penalty": bp}
     if not any(matches):
         return BLEUScore(score=0.0, precisions=precisions, **result)
 

@@ -182,11 +182,9 @@ def cross_attention(model: Transformer, vocab: WordVocab, source: str, target: s
     maps = []
 
     def hook(module, args, kwargs, output):
-        if kwargs.get("return_weights"):
-            return None
-        _, weights = module(*args, **{**kwargs, "return_weights": True})
-        maps.append(weights[0])
-        return None
+        if not kwargs.get("return_weights"):  # run once more, asking for the weights
+            _, weights = module(*args, **{**kwargs, "return_weights": True})
+            maps.append(weights[0])
 
     handles = [block.cross_attn.register_forward_hook(hook, with_kwargs=True) for block in model.decoder]
     try:

@@ -8,7 +8,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roadmap_lib.metrics import corpus_bleu, perplexity, sentence_bleu, sequence_perplexity, tokenize_13a
+from roadmap_lib.metrics import (
+    corpus_bleu,
+    perplexity,
+    sentence_bleu,
+    sequence_perplexity,
+    tokenize_13a,
+)
 
 TOL = 1e-6  # BLEU points
 

@@ -99,7 +99,7 @@ def test_cross_attention_maps(tiny):
 
 
 def test_shipped_checkpoint_reproduces_its_record():
-    model, vocab, record = load()
+    model, _, record = load()
     assert sum(p.numel() for p in model.parameters()) > 0 and not model.training
     got = verify()
     assert abs(got["val_loss"] - record["val_loss"]) < 1e-3

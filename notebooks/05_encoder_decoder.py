@@ -23,11 +23,11 @@
 #   the source through *cross-attention*;
 # - how it is trained with teacher forcing, and what its training curve looks like on a small
 #   translation task that a laptop learns in a minute;
-# - greedy decoding against beam search {cite}`sutskever2014sequence`, measured with BLEU
+# - greedy decoding against beam search {cite}`sutskever2014seq2seq`, measured with BLEU
 #   {cite}`papineni2002bleu`, computed by our own implementation and checked against sacrebleu
 #   {cite}`post2018sacrebleu`;
 # - what cross-attention maps show: the model learns *where* in the English sentence each word of
-#   the translation comes from, reordering included {cite}`bahdanau2015neural`.
+#   the translation comes from, reordering included {cite}`bahdanau2015attention`.
 #
 # **What you need**: attention, masks and the encoder and decoder blocks (chapter 04), sinusoidal
 # positions (chapter 03), tokenisation (chapter 02).

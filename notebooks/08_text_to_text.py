@@ -1,0 +1,511 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08. Text-to-text: T5 and BART
+#
+# **What you will learn**
+#
+# - the two denoising objectives that pretrain encoder-decoders: T5's *span corruption*
+#   {cite}`raffel2020t5` (short spans behind numbered sentinels, the target lists only what was hidden)
+#   and BART's *text infilling* {cite}`lewis2020bart` (spans behind a single `<mask>` each, the target
+#   is the whole sentence), worked out on a real sentence of the Jargon File;
+# - T5's relative position bias: distances sorted into buckets, exact when short, logarithmic when
+#   long, one learned scalar per bucket and head;
+# - what each objective costs and gives at the same budget (same model, steps, batch, sentences):
+#   both pretrained on the same corpus, then compared after fine-tuning;
+# - the text-to-text idea: ONE model for several tasks, told apart by a prefix in the input
+#   ("translate English to Zetan: ...", "fix word order: ..."), scored with BLEU and exact match.
+#
+# **What you need**: the encoder-decoder Transformer and teacher forcing (chapter 05), masked-LM
+# pretraining and the Jargon corpus split (chapter 06), relative positions (chapter 03).
+#
+# **Run time**: about 15 s on a laptop CPU. The seven pretrained and fine-tuned models were trained
+# beforehand on one CPU core by `python -m roadmap_lib.text_to_text build` (a few minutes each);
+# this chapter loads them, re-measures their scores on the test sets, and trains a short run live.
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+from ipywidgets import Dropdown, FloatSlider, IntSlider, interact
+
+from roadmap_lib import set_seed
+from roadmap_lib.exercises import check_equal, check_function
+from roadmap_lib.positional import t5_relative_position_bucket
+from roadmap_lib.t2t_multitask import INITS, copy_baseline, scores, task_rows
+from roadmap_lib.t2t_plots import (
+    plot_buckets,
+    plot_finetuning,
+    plot_learned_bias,
+    plot_pretraining,
+    plot_token_rows,
+)
+from roadmap_lib.t2t_pretrain import PretrainData, fill_in
+from roadmap_lib.text_to_text import (
+    MASK,
+    SENTINELS,
+    bart_infill,
+    generate,
+    load,
+    seq2seq_loss,
+    t5_noise,
+)
+from roadmap_lib.training import evaluate
+
+set_seed(0)
+torch.set_num_threads(1)  # the models are tiny: one thread is as fast, and steady on a busy CPU
+# %matplotlib inline
+
+# %% [markdown]
+# ## 1. Two ways to corrupt a sentence
+#
+# Chapter 06 pretrained an encoder by hiding single words and predicting them. An encoder-decoder can
+# do more: its decoder *writes* text, so the target can be any sequence. Both objectives here take a
+# sentence $x_1 \dots x_n$, hide some of it, and train the model to write back what is missing.
+#
+# **T5 span corruption.** Hide a fraction $d$ (the *noise density*, 15%) of the words, in spans of
+# mean length $\mu = 3$. Each span is replaced in the input by its own sentinel `<extra_id_k>`; the
+# target is the sentinels, each followed by the words it hid. With $dn$ hidden words in about
+# $dn/\mu$ spans, the target is about $dn(1 + 1/\mu)$ tokens long: short, so decoding is cheap.
+#
+# **BART text infilling.** Hide 30% of the words in spans whose lengths are drawn from
+# Poisson($\lambda = 3$); a length-0 span *inserts* a mask. Every span becomes ONE `<mask>`, so the
+# model must also work out how many words are missing. The target is the entire original sentence:
+# the decoder writes $n + 1$ tokens and is trained to copy the visible part too. (The BART paper's
+# best recipe added *sentence permutation*; our pretraining examples are single sentences, so there
+# is nothing to permute.)
+#
+# Here is a validation sentence of the pretraining corpus, noised both ways. Words are lower-cased
+# and stripped of punctuation (chapter 06's word vocabulary, plus the special tokens).
+
+# %%
+span_data = PretrainData("span")
+vocab = span_data.vocab
+sentence = span_data.texts["val"][57]
+ids = vocab.encode(sentence)
+g = torch.Generator().manual_seed(3)
+t5_in, t5_out = t5_noise(ids, generator=g)
+bart_in, bart_out = bart_infill(ids, generator=g)
+show = {"original": ids, "T5 input": t5_in, "T5 target": t5_out, "BART input": bart_in, "BART target": bart_out}
+for label, seq in show.items():
+    print(f"{label:<12} {vocab.decode(seq, keep_special=True)}")
+plot_token_rows([(k, vocab.decode(v, keep_special=True).split()) for k, v in show.items()],
+                title="One sentence, two noises (gold: special tokens)")
+plt.show()
+
+n_t5_hidden = len([t for t in t5_out if t not in SENTINELS])
+n_bart_hidden = len(ids) - len([t for t in bart_in if t != MASK])
+print(f"{len(ids)} words; T5 hides {n_t5_hidden}, target {len(t5_out)} tokens; "
+      f"BART hides {n_bart_hidden}, target {len(bart_out)} tokens")
+assert n_t5_hidden == round(0.15 * len(ids)) and n_bart_hidden == round(0.3 * len(ids))
+assert bart_out == ids and len(t5_out) < len(ids) / 3  # BART rewrites all of it, T5 only the gaps
+
+# %% [markdown]
+# The T5 target names each gap by its sentinel, so input and target together give back the
+# sentence exactly; the BART input alone does not even say how long each gap was. Both are
+# *self-supervised*: any text is training data.
+#
+# ## 2. T5's relative position bias
+#
+# T5 has no position embeddings at all. Each attention score gets an added scalar that depends only
+# on the distance $j - i$ between key and query, through a *bucket*:
+#
+# $$s_{ij} = q_i^\top k_j + b_{h,\,\mathrm{bucket}(j - i)} .$$
+#
+# Half the buckets (per direction in the encoder) are exact distances $0, 1, \dots, B/2 - 1$; the
+# other half cover $[B/2, D)$ on a logarithmic scale, and every distance beyond `max_distance` $D$
+# shares the last bucket, so the model runs on any length. The decoder's bias is causal: all future
+# keys (masked anyway) fall in bucket 0. One table of $B \times$ heads scalars per stack, shared by
+# all its layers. Our buckets equal transformers' `T5Attention._relative_position_bucket` (tested in
+# `tests/test_positional.py`); our models use $B = 16$, $D = 32$.
+
+# %%
+model_span, _, rec_span = load("t2t-span")
+cfg = model_span.config
+plot_buckets(cfg.num_buckets, cfg.max_distance)
+plt.show()
+rel = torch.arange(-40, 41)
+enc = t5_relative_position_bucket(rel, True, cfg.num_buckets, cfg.max_distance)
+dec = t5_relative_position_bucket(rel, False, cfg.num_buckets, cfg.max_distance)
+print("encoder buckets for distances -5..5:", enc[35:46].tolist())
+assert enc[rel.abs() <= 3].tolist() == [3, 2, 1, 0, 9, 10, 11]  # exact near 0, the two sides apart
+assert (enc[rel <= -cfg.max_distance] == 7).all() and (enc[rel >= cfg.max_distance] == 15).all()
+assert dec[(rel <= 0) & (rel > -8)].tolist() == list(range(7, -1, -1))  # the decoder: 8 exact buckets
+assert (dec[rel > 0] == 0).all() and (dec[rel <= -cfg.max_distance] == 15).all()
+
+# %% [markdown]
+# What did the span-corruption model learn to do with its 16 × 4 encoder scalars? Each curve is one
+# head's bias as a function of the distance to the key:
+
+# %%
+bias = plot_learned_bias(model_span, span=20)
+plt.show()
+left, right = bias[:, 15:20].mean(1), bias[:, 21:26].mean(1)  # distances -5..-1 and 1..5
+print("mean bias, 1-5 words to the left: ", [round(v, 2) for v in left.tolist()])
+print("mean bias, 1-5 words to the right:", [round(v, 2) for v in right.tolist()])
+assert (right > left + 0.3).all()  # every head favours the words that follow
+
+# %% [markdown]
+# The learned table is not symmetric: at short range every head adds more to the scores of the
+# words that *follow* the query than to those that precede it, something a position scheme that
+# depends only on $|j - i|$ could not express. The last bucket (distances of about 19 and more)
+# is a single value for all far words, as the bucket figure said.
+
+# %% [markdown]
+# ## 3. Pretraining with both objectives, same budget
+#
+# To compare *objectives*, everything else is held fixed: one architecture for both (our T5:
+# 2 + 2 layers, $d_{model} = 64$, 4 heads, 16 buckets, a word vocabulary with both kinds of special
+# tokens), the same initial weights (seed 0), the same 1,500 steps of 64 sentences, the same
+# learning-rate schedule. BART's own architecture (learned positions, post-norm, biases) would have
+# changed two things at once. The corpus is chapter 06's: the Jargon File's prose sentences, minus
+# the originals of the acceptability task's validation and test sentences, which we fine-tune and
+# score on later.
+
+# %%
+model_denoise, _, rec_denoise = load("t2t-denoise")
+records = {"span": rec_span, "denoise": rec_denoise}
+print(f"{'objective':<10}{'steps':>7}{'sentences':>11}{'input tokens':>14}{'target tokens':>15}{'val loss':>10}")
+for name, r in records.items():
+    print(f"{name:<10}{r['steps']:>7}{r['sentences_seen']:>11,}{r['tokens_seen']['src']:>14,}"
+          f"{r['tokens_seen']['tgt']:>15,}{r['val_loss']:>10.3f}")
+assert rec_span["model_config"] == rec_denoise["model_config"]
+assert rec_span["train_config"] == rec_denoise["train_config"]
+assert rec_span["sentences_seen"] == rec_denoise["sentences_seen"] == 1500 * 64
+ratio = rec_denoise["tokens_seen"]["tgt"] / rec_span["tokens_seen"]["tgt"]
+assert 3.5 < ratio < 4 and rec_denoise["tokens_seen"]["src"] < rec_span["tokens_seen"]["src"]
+assert ratio > 3  # same sentences, but BART's decoder reads (and is trained on) several times more tokens
+plot_pretraining(records)
+plt.show()
+
+# %% [markdown]
+# The two losses are not on the same scale: each is the cross-entropy per target token of its own
+# target. T5's targets are mostly hidden words plus sentinels (which come in a fixed order and are
+# easy); BART's targets are whole sentences, about 70% of which can be copied from the input, so
+# its lower loss mostly says that the model has learnt to copy. The right panel shows the price:
+# on the same 96,000 sentences, BART's decoder read and was trained on almost four times as many
+# tokens as T5's, for an encoder that read slightly fewer.
+#
+# Live, we re-measure both recorded validation losses from the shipped files, then let each model
+# undo its own noise on 200 validation sentences (greedy decoding), counting the target positions
+# it gets right:
+
+# %%
+val_losses = {o: evaluate(m, PretrainData(o, vocab).get_batch, seq2seq_loss, batches=rec["eval"]["batches"],
+                          seed=rec["eval"]["seed"])
+              for (o, m, rec) in (("span", model_span, rec_span), ("denoise", model_denoise, rec_denoise))}
+for o, loss in val_losses.items():
+    print(f"{o}: validation loss {loss:.4f} (recorded {records[o]['val_loss']:.4f})")
+    assert abs(loss - records[o]["val_loss"]) < 1e-3
+val_sentences = span_data.texts["val"][:200]
+filled = {"span": fill_in(model_span, vocab, val_sentences, "span"),
+          "denoise": fill_in(model_denoise, vocab, val_sentences, "denoise")}
+print(filled)
+assert all(f["exact"] < 0.15 for f in filled.values())  # neither is a good infiller yet
+
+# %% [markdown]
+# Neither model is a good infiller at this scale: the span model writes back fewer than one target
+# in ten exactly, the denoising model rarely rewrites a whole sentence without a slip (a whole
+# sentence is a much longer target). Section 5 lets you look at their outputs. What matters is what
+# each has learnt that a downstream task can use, which the next section measures.
+
+# %% [markdown]
+# ## 4. One model, two tasks: text-to-text fine-tuning
+#
+# T5's central idea is that every task can be phrased as *text in, text out*, so one model with one
+# loss learns them all; a short prefix tells it which task to do {cite}`raffel2020t5`
+# {cite}`mccann2018decanlp`. We fine-tune on two tasks at once, half of each batch from each:
+#
+# - **translation** (`data/tasks/translation`, chapter 05): "translate English to Zetan: ..." ->
+#   the Zetan sentence, scored with corpus BLEU {cite}`papineni2002bleu` (ours, equal to
+#   sacrebleu's {cite}`post2018sacrebleu`, see chapter 05);
+# - **word order** (`data/tasks/acceptability`, chapter 06): "fix word order: ..." -> the original
+#   Jargon sentence. Half the inputs have two words swapped; the other half are already right and
+#   must be copied. Scored with exact match and BLEU against the original as the vocabulary sees it
+#   (lower case, rare words as `<unk>`). Its test sentences were never pretrained on.
+
+# %%
+for task in ("translate", "fix"):
+    for row in task_rows(task, "train")[:2]:
+        print(f"{row['input']}\n   -> {row['target']}")
+baseline = copy_baseline(vocab)
+print("copying the input back:", {k: round(v, 1) for k, v in baseline.items()})
+assert 45 < baseline["exact_match"] < 55  # half the sentences need no change
+
+# %% [markdown]
+# The same recipe (1,200 steps of 64 examples, learning rate $5 \cdot 10^{-3}$, seed 0) starts from
+# three initialisations: random weights, the span-corruption model and the denoising model. Live,
+# we decode the first 200 test rows of each task with each shipped model and check that the scores
+# are the recorded ones:
+
+# %%
+multi, live_scores = {}, {}
+for init in INITS:
+    model, model_vocab, record = load(f"t2t-multi-{init}")
+    assert model_vocab.itos == vocab.itos
+    multi[init] = record
+    live_scores[init] = scores(model, vocab, record["eval"]["test_rows"])
+    for key, value in record["test"].items():
+        assert abs(live_scores[init][key] - value) < 1e-6, (init, key)
+print(f"{'init':<9}{'val loss':>9}{'BLEU':>7}{'fix BLEU':>9}{'EM %':>7}{'EM swapped':>11}{'EM original':>12}")
+for init, s in live_scores.items():
+    print(f"{init:<9}{multi[init]['val_loss']:>9.3f}{s['bleu']:>7.1f}{s['fix_bleu']:>9.1f}{s['exact_match']:>7.1f}"
+          f"{s['exact_match_swapped']:>11.1f}{s['exact_match_original']:>12.1f}")
+plot_finetuning(multi, baseline)
+plt.show()
+
+# %% [markdown]
+# What the comparison shows, each statement checked below:
+#
+# - **Denoising pretraining helps, on both tasks.** Starting from the BART-style model, the
+#   multitask model translates perfectly and copies far better than the one started from random
+#   weights (word-order BLEU and exact match well above), and its validation loss is less than half.
+#   Its pretraining taught it to rewrite a whole sentence, copying what is visible, which both tasks
+#   need.
+# - **Span-corruption pretraining hurt.** The same recipe started from the span model ends far
+#   *below* the random start on everything. Its targets are three or four tokens per sentence, and
+#   the small model mostly learnt to write `<extra_id_0>` followed by the most frequent token,
+#   `<unk>`; fine-tuning starts from this confident, wrong state (its first losses are higher than
+#   a random model's) and does not recover in 1,200 steps. At T5's scale, with real sentencepiece
+#   tokens and billions of tokens, span corruption is among the best objectives
+#   {cite}`raffel2020t5`; at ours it is the weakest signal.
+# - **No model fixes word order.** On the swapped half, exact match is about zero for every model;
+#   all of them stay below simply copying the input. They learn to copy, not to spot the two words
+#   that are out of place, which needs a grasp of English that 100,000 words of pretraining do not
+#   give.
+
+# %%
+s_, sp, dn = live_scores["scratch"], live_scores["span"], live_scores["denoise"]
+assert dn["bleu"] > 99 and dn["bleu"] >= s_["bleu"]  # denoising: perfect translation ...
+assert dn["fix_bleu"] > s_["fix_bleu"] + 10 and dn["exact_match"] > s_["exact_match"] + 10  # ... and better copying
+assert multi["denoise"]["val_loss"] < 0.5 * multi["scratch"]["val_loss"]
+assert sp["bleu"] < 50 < s_["bleu"] and sp["fix_bleu"] < s_["fix_bleu"] - 20  # span corruption: worse than random
+first_loss = {init: multi[init]["log"][0]["loss"] for init in INITS}  # loss at step 10
+print("training loss at step 10:", {k: round(v, 2) for k, v in first_loss.items()})
+assert first_loss["span"] > first_loss["scratch"] > first_loss["denoise"]
+span_says = generate(model_span, vocab, [r["input"] for r in task_rows("fix", "val")[:20]], keep_special=True)
+print("the pretrained span model, given a word-order input, writes:", span_says[0])
+said = [w for out in span_says for w in out.split() if not w.startswith("<extra_id_")]
+print(f"{sum(w == '<unk>' for w in said) / len(said):.0%} of the words it writes for 20 inputs are <unk>")
+assert all(out.startswith("<extra_id_0>") for out in span_says) and said.count("<unk>") > 0.9 * len(said)
+assert all(s["exact_match_swapped"] < 3 and s["fix_bleu"] < baseline["fix_bleu"] for s in live_scores.values())
+
+# %% [markdown]
+# **Multitask against single-task.** Two more models were trained from random weights on one task
+# each, with the same number of updates and the same examples of their task as the multitask model
+# (half its batch). Sharing one set of weights cost translation nothing, but it hurt word order:
+
+# %%
+single = {task: load(f"t2t-{task}-scratch")[2] for task in ("translate", "fix")}
+print(f"translation BLEU: multitask {s_['bleu']:.1f}, single-task {single['translate']['test']['bleu']:.1f}")
+print(f"word order BLEU:  multitask {s_['fix_bleu']:.1f}, single-task {single['fix']['test']['fix_bleu']:.1f}")
+print(f"word order EM:    multitask {s_['exact_match']:.1f}, single-task {single['fix']['test']['exact_match']:.1f}")
+assert single["translate"]["batch_size"] == single["fix"]["batch_size"] == multi["scratch"]["batch_size"] // 2
+assert abs(single["translate"]["test"]["bleu"] - s_["bleu"]) < 3  # translation: no cost ...
+assert single["fix"]["test"]["fix_bleu"] > s_["fix_bleu"] + 10  # ... word order: a clear cost
+assert single["fix"]["test"]["exact_match"] > s_["exact_match"] + 5
+
+# %% [markdown]
+# The two tasks compete for a small model's capacity: translation, the easier and more regular
+# task, is learnt either way, while copying long Jargon sentences suffers when the same weights
+# must also produce Zetan. With denoising pretraining the multitask model does better than either
+# from-scratch model, so here pretraining bought more than specialisation.
+
+
+# %% [markdown]
+# ## 5. Explore: corrupt a sentence, let each model fill it in
+#
+# Pick a validation sentence of the pretraining corpus and the noise settings; the explorer shows
+# both noised inputs, the span-corruption model's answer to the T5 input (its sentinels and the
+# words it thinks they hid) and the denoising model's rewrite of the BART input. First the default
+# setting:
+
+# %%
+explore_sentences = span_data.texts["val"][:60]
+
+
+def corrupt_and_fill(index=57, noise_density=0.15, mean_span=3.0, mask_ratio=0.3, poisson_lambda=3.0, seed=3):
+    ids = vocab.encode(explore_sentences[index])
+    g = torch.Generator().manual_seed(seed)
+    t5_in, t5_out = t5_noise(ids, noise_density=noise_density, mean_span=mean_span, generator=g)
+    bart_in, _ = bart_infill(ids, mask_ratio=mask_ratio, poisson_lambda=poisson_lambda, generator=g)
+    t5_text, bart_text = (vocab.decode(x, keep_special=True) for x in (t5_in, bart_in))
+    rows = [("original", vocab.decode(ids)), ("T5 input", t5_text),
+            ("T5 target", vocab.decode(t5_out, keep_special=True)),
+            ("span model", generate(model_span, vocab, [t5_text], keep_special=True)[0]),
+            ("BART input", bart_text), ("denoise model", generate(model_denoise, vocab, [bart_text])[0])]
+    plot_token_rows([(label, text.split()) for label, text in rows], per_line=18,
+                    title="Each pretrained model on its own kind of noise")
+    plt.show()
+    return rows
+
+
+default_rows = corrupt_and_fill()
+
+# %% tags=["nbval-ignore-output", "remove-output"]
+interact(corrupt_and_fill,
+         index=Dropdown(options=[(s[:60], i) for i, s in enumerate(explore_sentences)], value=57),
+         noise_density=FloatSlider(value=0.15, min=0.05, max=0.6, step=0.05),
+         mean_span=FloatSlider(value=3.0, min=1.0, max=8.0, step=0.5),
+         mask_ratio=FloatSlider(value=0.3, min=0.05, max=0.6, step=0.05),
+         poisson_lambda=FloatSlider(value=3.0, min=0.5, max=8.0, step=0.5),
+         seed=IntSlider(value=3, min=0, max=20));
+
+# %% [markdown]
+# ## Summary
+#
+# - T5's span corruption hides short spans behind numbered sentinels and asks only for the hidden
+#   words; BART's text infilling hides spans behind one `<mask>` each and asks for the whole
+#   sentence, several times more decoder tokens for the same sentences.
+# - T5 has no position embeddings: a learned scalar per distance bucket and head is added to the
+#   attention scores; our small model learnt an asymmetric, short-range bias.
+# - With one architecture, one budget and one corpus, denoising pretraining made the better start:
+#   perfect translation and much better copying after multitask fine-tuning, while span corruption,
+#   at this tiny scale, made a start worse than random weights.
+# - One model learnt both tasks from a text prefix; against single-task models with the same
+#   examples, sharing cost nothing on translation and a clear amount on word order. No model
+#   learnt to repair swapped words: all of them stayed below copying the input.
+#
+# ## Exercises
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-08-rebuild
+# :nonumber:
+# ```
+# **Exercise 1 (undo span corruption).** Write `rebuild(noisy, target)`: given a T5 input and target
+# as lists of words (sentinels written `<extra_id_0>`, `<extra_id_1>`, ...), return the original
+# sentence as a list of words: each sentinel in `noisy` replaced by the words that follow the same
+# sentinel in `target`.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-08-rebuild
+# :class: dropdown
+# ```
+
+# %%
+def rebuild(noisy, target):
+    ### BEGIN SOLUTION
+    spans, current = {}, None
+    for word in target:
+        if word.startswith("<extra_id_"):
+            current = spans.setdefault(word, [])
+        else:
+            current.append(word)
+    return [w for word in noisy for w in (spans[word] if word.startswith("<extra_id_") else [word])]
+    ### END SOLUTION
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %%
+cases = []
+for k, text in enumerate(span_data.texts["val"][:6]):
+    ids = vocab.encode(text)
+    noisy, target = t5_noise(ids, noise_density=0.3, generator=torch.Generator().manual_seed(k))
+    cases.append(((vocab.decode(noisy, keep_special=True).split(), vocab.decode(target, keep_special=True).split()),
+                  vocab.decode(ids).split()))
+check_equal(rebuild, cases)
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-08-infill
+# :nonumber:
+# ```
+# **Exercise 2 (text infilling by hand).** Write `infill(words, spans)`: `spans` is a sorted list of
+# non-overlapping, non-touching `(start, length)` pairs; return the BART input as a list of words,
+# each span replaced by ONE `"<mask>"`, a span of length 0 inserting a `"<mask>"` before
+# `words[start]` (or at the end when `start == len(words)`).
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-08-infill
+# :class: dropdown
+# ```
+
+# %%
+def infill(words, spans):
+    ### BEGIN SOLUTION
+    out, pos = [], 0
+    for start, length in spans:
+        out += words[pos:start] + ["<mask>"]
+        pos = start + length
+    return out + words[pos:]
+    ### END SOLUTION
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %%
+words = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog"]
+check_equal(infill, [
+    ((words, [(1, 2)]), ["the", "<mask>", "fox", "jumps", "over", "the", "lazy", "dog"]),
+    ((words, [(0, 1), (4, 0), (6, 3)]), ["<mask>", "quick", "brown", "fox", "<mask>", "jumps", "over", "<mask>"]),
+    ((words, [(9, 0)]), words + ["<mask>"]),
+    ((words, []), words),
+])
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-08-bucket
+# :nonumber:
+# ```
+# **Exercise 3 (T5's buckets).** Write `bucket(rel, num_buckets, max_distance)` for the encoder
+# (bidirectional) case: `rel` is an int64 tensor of distances `key - query`. Half the buckets go to
+# positive distances (offset by `num_buckets // 2`); within a half of $n$ buckets, distances
+# $d < n/2$ are their own bucket, and a larger distance $d$ goes to bucket
+# $\min\big(n - 1,\; n/2 + \lfloor \frac{\log(d / (n/2))}{\log(D / (n/2))} (n - n/2) \rfloor\big)$,
+# with $D$ = `max_distance`.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-08-bucket
+# :class: dropdown
+# ```
+
+# %%
+def bucket(rel, num_buckets, max_distance):
+    ### BEGIN SOLUTION
+    import math
+
+    n = num_buckets // 2
+    offset = (rel > 0).long() * n
+    d = rel.abs()
+    exact = n // 2
+    log_part = torch.log(d.float().clamp_min(1) / exact) / math.log(max_distance / exact) * (n - exact)
+    far = (exact + log_part.long()).clamp_max(n - 1)
+    return offset + torch.where(d < exact, d, far)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %%
+rel = torch.arange(-150, 151)
+check_function(bucket, [((rel, b, d), t5_relative_position_bucket(rel, True, b, d))
+                        for b, d in [(16, 32), (32, 128), (8, 20)]])

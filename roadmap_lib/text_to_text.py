@@ -1,0 +1,303 @@
+"""Text-to-text on a word vocabulary (chapter 08): the vocabulary, the two pretraining noises, batches.
+
+    sentence -> word ids -> noise (T5 span corruption, or BART text infilling) -> (input, target)
+    -> batch (src, src_padding_mask, decoder input = start + target[:-1]) -> cross-entropy
+    -> roadmap_lib.t2t_pretrain (both objectives, one T5 model, same budget)
+    -> roadmap_lib.t2t_multitask (one model, two tasks told apart by a text prefix)
+
+Both objectives train the *same* architecture (our :class:`~roadmap_lib.models.t5.T5`) so that the
+comparison isolates the objective: BART's own model differs from T5 in positions, norms and
+biases too, and a difference in results could not be pinned on the noise.
+
+T5's span corruption {Raffel et al. 2020} hides about 15% of the words in short spans, each span
+replaced by its own sentinel ``<extra_id_k>``; the target lists only the hidden spans.
+BART's text infilling {Lewis et al. 2020} hides about 30% of the words in spans whose lengths are
+Poisson(3) (a length-0 span inserts a mask), each span replaced by ONE ``<mask>`` (so the model must
+also guess how many words are missing); the target is the whole original sentence.
+
+``python -m roadmap_lib.text_to_text build`` writes every ``data/zoo/t2t-*`` checkpoint (seeded,
+one CPU thread); ``... verify`` reloads them and recomputes their recorded numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import DATA_DIR
+from .bert_experiment import normalize, pretraining_sentences
+from .checkpoint import load_model, read_model_metadata, save_model
+from .data import load_task, span_corrupt
+from .fileio import atomic_write_text
+from .models.t5 import T5, T5Config
+from .pos_experiment import one_thread  # run on one CPU thread, then restore
+from .training import TrainConfig, evaluate, train
+
+PAD, EOS, UNK, MASK = 0, 1, 2, 3  # T5's pad doubles as the decoder start token
+N_SENTINELS = 16
+SPECIALS = ["<pad>", "</s>", "<unk>", "<mask>"] + [f"<extra_id_{k}>" for k in range(N_SENTINELS)]
+SENTINELS = list(range(4, 4 + N_SENTINELS))
+PREFIXES = {"translate": "translate English to Zetan:", "fix": "fix word order:"}
+VOCAB_WORDS = 3000  # most frequent Jargon words; the rest are <unk>
+MAX_WORDS = 30  # longest pretraining sentence
+SEED = 0
+MODEL = {"d_model": 64, "d_kv": 16, "d_ff": 256, "n_layers": 2, "n_heads": 4, "num_buckets": 16,
+         "max_distance": 32, "dropout": 0.0}  # tiny and underfitting: no dropout
+MAX_CHECKPOINT_BYTES = 3 * 2**20
+
+
+# --- vocabulary ------------------------------------------------------------------------------------
+
+
+class T2TVocab:
+    """Special tokens, then words. ``encode`` gives one id per whitespace word (normalised as in
+    chapter 06: lower case, surrounding punctuation stripped); special tokens written literally
+    (``<mask>``, ``<extra_id_0>``) map to themselves."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.itos = SPECIALS + [w for w in dict.fromkeys(words) if w not in SPECIALS and w]
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+
+    @classmethod
+    def build(cls, sentences: list[str], size: int = VOCAB_WORDS) -> T2TVocab:
+        """Prefix words, every word of the translation task, then the ``size`` most frequent words
+        of ``sentences`` (ties broken alphabetically)."""
+        counts = Counter(normalize(w) for s in sentences for w in s.split())
+        counts.pop("", None)
+        frequent = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
+        task_words = sorted({w for r in load_task("translation", "train") for w in
+                             (r["src"] + " " + r["tgt"]).split()})
+        prefix_words = [normalize(w) for p in PREFIXES.values() for w in p.split()]
+        return cls(prefix_words + task_words + frequent)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> list[int]:
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected a str, got {type(text).__name__}")
+        return [self.stoi[w] if w in self.stoi and w in SPECIALS else self.stoi.get(normalize(w), UNK)
+                for w in text.split()]
+
+    def decode(self, ids, *, keep_special: bool = False) -> str:
+        """Words of ``ids`` up to the first ``</s>``; padding dropped, other specials kept only
+        with ``keep_special`` (``<unk>`` is always kept: it stands for a word)."""
+        words = []
+        for i in ids.tolist() if isinstance(ids, torch.Tensor) else ids:
+            if not 0 <= i < len(self.itos):
+                raise ValueError(f"ids: expected ids in [0, {len(self.itos)}), got {i}")
+            if i == EOS:
+                break
+            if i == PAD or (i < len(SPECIALS) and i != UNK and not keep_special):
+                continue
+            words.append(self.itos[i])
+        return " ".join(words)
+
+    def normalized(self, text: str) -> str:
+        """What the model can at best write back for ``text``: its words as this vocabulary sees them."""
+        return self.decode(self.encode(text))
+
+
+# --- the two noises ------------------------------------------------------------------------------
+
+
+def t5_noise(ids: list[int], *, noise_density: float = 0.15, mean_span: float = 3.0,
+             generator: torch.Generator | None = None) -> tuple[list[int], list[int]]:
+    """T5 span corruption with this vocabulary's sentinels (:func:`roadmap_lib.data.span_corrupt`)."""
+    return span_corrupt(ids, sentinel_ids=SENTINELS, noise_density=noise_density, mean_span=mean_span,
+                        generator=generator)
+
+
+def bart_infill(ids: list[int], *, mask_id: int = MASK, mask_ratio: float = 0.3, poisson_lambda: float = 3.0,
+                generator: torch.Generator | None = None) -> tuple[list[int], list[int]]:
+    """BART text infilling of one sequence: ``(noisy input, target = ids)``.
+
+    Spans with Poisson(``poisson_lambda``) lengths are masked until ``round(mask_ratio * n)`` words
+    are hidden (at least one hidden, at least one kept); a length-0 span inserts a mask. Every run of
+    hidden words becomes ONE ``mask_id`` (adjacent spans merge). E.g. ``a b c d e`` -> ``a <mask> e``.
+    """
+    n = len(ids)
+    if n < 2:
+        raise ValueError(f"ids: expected at least 2 tokens, got {n}")
+    if not 0.0 < mask_ratio < 1.0:
+        raise ValueError(f"mask_ratio: expected a fraction in (0, 1), got {mask_ratio!r}")
+    if poisson_lambda <= 0:
+        raise ValueError(f"poisson_lambda: expected a positive rate, got {poisson_lambda!r}")
+    if mask_id in ids:
+        raise ValueError(f"ids: must not contain mask_id={mask_id}")
+    target = min(n - 1, max(1, round(n * mask_ratio)))
+    hidden = [False] * n
+    inserted = [False] * (n + 1)  # a mask inserted before word i
+    n_hidden, rate = 0, torch.tensor([poisson_lambda])
+    while n_hidden < target:
+        length = int(torch.poisson(rate, generator=generator).item())
+        start = int(torch.randint(n, (1,), generator=generator).item())
+        if length == 0:
+            inserted[start] = True
+            continue
+        for i in range(start, min(n, start + length)):
+            if n_hidden < target and not hidden[i]:
+                hidden[i], n_hidden = True, n_hidden + 1
+    noisy = []
+    for i in range(n + 1):
+        if (inserted[i] or (i < n and hidden[i])) and (not noisy or noisy[-1] != mask_id):
+            noisy.append(mask_id)
+        if i < n and not hidden[i]:
+            noisy.append(ids[i])
+    return noisy, list(ids)
+
+
+NOISES = {"span": t5_noise, "denoise": bart_infill}
+
+
+# --- batches and the loss ------------------------------------------------------------------------
+
+
+def pad_batch(seqs: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
+
+
+def make_batch(pairs: list[tuple[list[int], list[int]]]):
+    """``((src, src_padding_mask, tgt_in), tgt_out)`` from (input ids, target ids) pairs, both
+    without ``</s>``: the source and target get one, ``tgt_in`` = start (``<pad>``) + target shifted
+    right, ``tgt_out`` padded with -100 (ignored by the loss)."""
+    if not pairs:
+        raise ValueError("pairs: expected at least one (input, target) pair, got none")
+    src = pad_batch([list(s) + [EOS] for s, _ in pairs], PAD)
+    tgt_in = pad_batch([[PAD] + list(t) for _, t in pairs], PAD)
+    tgt_out = pad_batch([list(t) + [EOS] for _, t in pairs], -100)
+    return (src, src == PAD, tgt_in), tgt_out
+
+
+def seq2seq_loss(model, inputs, targets: torch.Tensor) -> torch.Tensor:
+    src, mask, tgt_in = inputs
+    logits = model(src, tgt_in, mask)
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+
+
+@torch.no_grad()
+def generate(model, vocab: T2TVocab, texts: list[str], max_new_tokens: int = MAX_WORDS + 4,
+             *, keep_special: bool = False, batch_size: int = 100) -> list[str]:
+    """Greedy outputs (cached decoder) for a list of input texts."""
+    model.eval()
+    out = []
+    for k in range(0, len(texts), batch_size):
+        src = pad_batch([vocab.encode(t) + [EOS] for t in texts[k:k + batch_size]], PAD)
+        ids = model.generate_greedy(src, max_new_tokens, src == PAD)
+        out += [vocab.decode(row[1:], keep_special=keep_special) for row in ids]
+    return out
+
+
+# --- the model and the zoo -----------------------------------------------------------------------
+
+
+def fit(model: T5, get_batch, train_config: dict, *, max_steps: int | None = None, progress: bool = True,
+        eval_batches: int = 10, eval_seed: int = 1) -> tuple[dict, float]:
+    """Train with ``train_config`` (``max_steps`` shortens it, without warm-up, for tests), round
+    the weights to float16 as they will be shipped, and measure the validation loss on them.
+    Returns ``(summary, val_loss)``: summary = steps, seconds and the log (every 10th step and
+    every evaluation)."""
+    overrides = {} if max_steps is None else {"max_steps": max_steps, "warmup_steps": 0}
+    cfg = TrainConfig(**{**train_config, **overrides}, seed=SEED, progress=progress)
+    start = time.perf_counter()
+    result = train(model, get_batch, cfg, loss_fn=seq2seq_loss)
+    seconds = time.perf_counter() - start
+    round_to_fp16(model)
+    val_loss = evaluate(model, get_batch, seq2seq_loss, batches=eval_batches, seed=eval_seed)
+    log = [{k: round(v, 5) if isinstance(v, float) else v for k, v in r.items()}
+           for r in result.log if r["step"] % 10 == 0 or "val_loss" in r]
+    return {"steps": result.step, "seconds": round(seconds, 1), "log": log}, val_loss
+
+
+def new_model(vocab_size: int, seed: int = SEED) -> T5:
+    torch.manual_seed(seed)
+    return T5(T5Config(vocab_size=vocab_size, **MODEL))
+
+
+def zoo_dir() -> Path:
+    return DATA_DIR / "zoo"
+
+
+def save(model: T5, vocab: T2TVocab, record: dict, name: str, zoo: Path | None = None) -> Path:
+    """Weights stored in float16 (the model must already hold fp16-rounded weights, see
+    :func:`round_to_fp16`, so recorded numbers are those of the shipped file) and a JSON record."""
+    zoo = Path(zoo) if zoo else zoo_dir()
+    zoo.mkdir(parents=True, exist_ok=True)
+    weights = zoo / f"{name}.safetensors"
+    save_model(copy.deepcopy(model).half(), weights, config=model.config.to_dict(), extra={"name": name})
+    if weights.stat().st_size > MAX_CHECKPOINT_BYTES:
+        raise RuntimeError(f"{weights}: {weights.stat().st_size} bytes, over {MAX_CHECKPOINT_BYTES}")
+    atomic_write_text(zoo / f"{name}.json", json.dumps({**record, "vocab": vocab.itos}, indent=1) + "\n")
+    return weights
+
+
+@torch.no_grad()
+def round_to_fp16(model: T5) -> T5:
+    for p in model.parameters():
+        p.copy_(p.half().float())
+    return model
+
+
+def load(name: str, zoo: Path | None = None) -> tuple[T5, T2TVocab, dict]:
+    """``(model in eval mode, vocabulary, JSON record)`` of one shipped ``t2t-*`` checkpoint."""
+    zoo = Path(zoo) if zoo else zoo_dir()
+    meta, weights = zoo / f"{name}.json", zoo / f"{name}.safetensors"
+    if not meta.is_file() or not weights.is_file():
+        raise FileNotFoundError(f"{weights} is not built: run `python -m roadmap_lib.text_to_text build`")
+    record = json.loads(meta.read_text(encoding="utf-8"))
+    config, _ = read_model_metadata(weights)
+    model = T5(T5Config(**config))
+    load_model(model, weights)
+    vocab = T2TVocab([])
+    vocab.itos, vocab.stoi = record["vocab"], {w: i for i, w in enumerate(record["vocab"])}
+    return model.float().eval(), vocab, record
+
+
+def corpus_vocab() -> T2TVocab:
+    return T2TVocab.build(pretraining_sentences())
+
+
+def main(argv: list[str]) -> int:
+    from . import t2t_multitask, t2t_pretrain
+
+    if argv[:1] == ["build"]:
+        what = argv[1] if len(argv) > 1 else "all"
+        if what in ("all", "pretrain"):
+            for objective in NOISES:
+                r = t2t_pretrain.build(objective)
+                print(objective, {k: r[k] for k in ("val_loss", "seconds")})
+        if what in ("all", "multitask"):
+            for init in t2t_multitask.INITS:
+                r = t2t_multitask.build(init)
+                print(init, r["test"], r["seconds"])
+            for tasks in t2t_multitask.SINGLE:
+                r = t2t_multitask.build("scratch", tasks)
+                print(tasks, r["test"], r["seconds"])
+        return 0
+    if argv[:1] == ["verify"]:
+        for objective in NOISES:
+            print(objective, t2t_pretrain.verify(objective))
+        for init in t2t_multitask.INITS:
+            print(init, t2t_multitask.verify(init))
+        for tasks in t2t_multitask.SINGLE:
+            print(tasks, t2t_multitask.verify("scratch", tasks))
+        return 0
+    print("usage: python -m roadmap_lib.text_to_text build [all|pretrain|multitask] | verify", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
+
+
+__all__ = ["EOS", "MASK", "MODEL", "NOISES", "PAD", "PREFIXES", "SENTINELS", "SPECIALS", "UNK", "T2TVocab",
+           "bart_infill", "corpus_vocab", "fit", "generate", "load", "make_batch", "new_model", "one_thread", "pad_batch",
+           "round_to_fp16", "save", "seq2seq_loss", "t5_noise", "zoo_dir"]

@@ -43,8 +43,8 @@ SEED = 0
 EVAL_BATCHES, EVAL_SEED, BATCH = 20, 1, 64
 MAX_BYTES = 5 * 2**20
 MODEL = {"context_length": CONTEXT, "d_model": 128, "n_layers": 2, "n_heads": 4, "d_ff": 256, "dropout": 0.1}
-TRAIN = {"max_steps": 2500, "lr": 1e-3, "min_lr_ratio": 0.1, "warmup_steps": 100, "weight_decay": 0.01,
-             "betas": (0.9, 0.98), "grad_clip": 1.0, "eval_interval": 250, "eval_batches": EVAL_BATCHES}
+TRAIN = {"max_steps": 8000, "lr": 1e-3, "min_lr_ratio": 0.1, "warmup_steps": 100, "weight_decay": 0.01,
+             "betas": (0.9, 0.98), "grad_clip": 1.0, "eval_interval": 500, "eval_batches": EVAL_BATCHES}
 
 
 def normalize(word: str) -> str:
@@ -215,6 +215,24 @@ def top_predictions(model, vocab: WordVocab, text: str, k: int = 5) -> list[tupl
     return [(vocab.itos[i], float(q)) for i, q in zip(idx.tolist(), p.tolist())]
 
 
+@torch.no_grad()
+def word_surprise(model, vocab: WordVocab, text: str) -> list[tuple[str, float]]:
+    """``(word, -log p(word | the rest of the sentence))`` for each word of ``text``, in nats.
+
+    Each word is masked in turn (one batch row per word) and scored by the masked-LM head; a
+    word that does not fit its context gets a high surprise. ``[UNK]`` words get ``nan``.
+    """
+    ids = vocab.encode(text)
+    n = len(text.split())
+    batch = ids.repeat(n, 1)
+    batch[torch.arange(n), torch.arange(n) + 1] = MASK
+    logp = model(batch, attention_mask=batch != PAD).log_softmax(-1)
+    words = ids[1 : n + 1]
+    surprise = -logp[torch.arange(n), torch.arange(n) + 1, words]
+    surprise[words == UNK] = float("nan")
+    return list(zip(text.split(), surprise.tolist()))
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["build"]:
         print(f"wrote {build()}")
@@ -232,4 +250,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["CONTEXT", "MASK", "NAME", "PAD", "MLMData", "WordVocab", "build", "heldout_sentences",
-           "info", "load", "mlm_loss", "normalize", "pretraining_sentences", "top_predictions", "verify"]
+           "info", "load", "mlm_loss", "normalize", "pretraining_sentences", "top_predictions", "verify", "word_surprise"]

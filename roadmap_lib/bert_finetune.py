@@ -1,11 +1,12 @@
-"""Fine-tuning the word-level BERT of :mod:`roadmap_lib.bert_experiment` on the acceptability task.
+"""Fine-tuning the word-level BERT of :mod:`roadmap_lib.bert_experiment` on the Jargon File tasks.
 
-Two heads on the same encoder: sentence classification (is this sentence original, label 1, or has
-it two words swapped, label 0?) from the ``[CLS]`` position, and token labelling (which words were
-swapped?) from every position. :func:`finetune` trains either head, starting from the pretrained
+The tasks (:mod:`roadmap_lib.tasks`) share their sentences: *intruder* (one word replaced by a
+random word) and *acceptability* (two words swapped). Two heads on the same encoder: sentence
+classification (is this sentence original, label 1, or corrupted, label 0?) from the ``[CLS]``
+position, and token labelling (which words were changed?) from every position. :func:`finetune` trains either head, starting from the pretrained
 encoder or from random weights of the same size (the baseline), and can distil from a teacher's
 soft targets as DistilBERT does (:func:`distillation_loss`). Metrics: accuracy, and the F1 of the
-"swapped" class over words (:func:`token_f1`).
+"changed" class over words (:func:`token_f1`).
 """
 
 from __future__ import annotations
@@ -22,30 +23,38 @@ from .models.bert import BertConfig, BertEncoder, BertForSequenceClassification
 from .training import TrainConfig, train
 
 
-def token_labels(n_words: int, swap_i: int, swap_j: int, context: int = CONTEXT) -> torch.Tensor:
-    """Per-token targets (context,) for a sentence of ``n_words`` words: 1 at the two swapped
-    words, 0 at the other words, -100 (ignored) at ``[CLS]``, ``[SEP]`` and padding. Word ``i``
-    is token ``i + 1``; ``swap_i = swap_j = -1`` for an original sentence."""
+def token_labels(n_words: int, *changed: int, context: int = CONTEXT) -> torch.Tensor:
+    """Per-token targets (context,) for a sentence of ``n_words`` words: 1 at the ``changed``
+    word indices, 0 at the other words, -100 (ignored) at ``[CLS]``, ``[SEP]`` and padding. Word
+    ``i`` is token ``i + 1``; an index of -1 (an original sentence) marks nothing."""
     if not 0 < n_words <= context - 2:
         raise ValueError(f"n_words: expected 1..{context - 2}, got {n_words}")
     labels = torch.full((context,), -100, dtype=torch.long)
     labels[1 : n_words + 1] = 0
-    for k in (swap_i, swap_j):
+    for k in changed:
+        if not -1 <= k < n_words:
+            raise ValueError(f"changed: expected word indices in -1..{n_words - 1}, got {k}")
         if k >= 0:
             labels[k + 1] = 1
     return labels
 
 
-class AcceptabilityData:
-    """One split of the acceptability task, encoded: ids (n, context), sentence labels (n,),
-    token labels (n, context)."""
+TASKS = {"intruder": ("position",), "acceptability": ("swap_i", "swap_j")}
 
-    def __init__(self, vocab: WordVocab, split: str, limit: int | None = None):
-        rows = load_task("acceptability", split)[:limit]
+
+class TaskData:
+    """One split of a word-level task (``"intruder"`` or ``"acceptability"``), encoded: ids (n, context),
+    sentence labels (n,), token labels (n, context). ``limit`` keeps the first ``limit`` rows."""
+
+    def __init__(self, vocab: WordVocab, task: str, split: str, limit: int | None = None):
+        if task not in TASKS:
+            raise ValueError(f"task: expected one of {sorted(TASKS)}, got {task!r}")
+        rows = load_task(task, split)[:limit]
+        self.task = task
         self.text = [r["text"] for r in rows]
         self.ids = torch.stack([vocab.encode(t) for t in self.text])
         self.labels = torch.tensor([int(r["label"]) for r in rows])
-        self.token_labels = torch.stack([token_labels(len(t.split()), int(r["swap_i"]), int(r["swap_j"]))
+        self.token_labels = torch.stack([token_labels(len(t.split()), *(int(r[c]) for c in TASKS[task]))
                                          for t, r in zip(self.text, rows)])
 
     def __len__(self) -> int:
@@ -89,11 +98,12 @@ def logits_of(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      T: float = 2.0, alpha: float = 0.5) -> torch.Tensor:
+                      T: float = 2.0, alpha: float = 0.5, weight: torch.Tensor | None = None) -> torch.Tensor:
     """``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)``.
 
     Logits (n, classes), labels (n,), -100 ignored; ``_T`` means softmax at temperature ``T``. The
     ``T^2`` keeps the soft term's gradients on the scale of the hard one (Hinton et al., 2015).
+    ``weight`` are optional class weights of the hard term, as in ``F.cross_entropy``.
     """
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"teacher_logits: expected shape {tuple(student_logits.shape)}, "
@@ -102,19 +112,19 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     s, t = student_logits[keep], teacher_logits[keep]
     soft = F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), log_target=True,
                     reduction="batchmean") * T * T
-    return alpha * soft + (1 - alpha) * F.cross_entropy(s, labels[keep])
+    return alpha * soft + (1 - alpha) * F.cross_entropy(s, labels[keep], weight=weight)
 
 
-def finetune(model: nn.Module, data: AcceptabilityData, kind: str, *, steps: int = 200, lr: float = 1e-3,
+def finetune(model: nn.Module, data: TaskData, kind: str, *, steps: int = 200, lr: float = 1e-3,
              batch_size: int = 32, seed: int = 0, teacher: nn.Module | None = None, T: float = 2.0,
              alpha: float = 0.5, pos_weight: float = 5.0) -> list[float]:
     """Train ``model`` on ``data`` for ``steps`` AdamW steps (one thread); return the loss per step.
 
-    Token labelling weights the rare "swapped" class by ``pos_weight``. With ``teacher``, the loss
+    Token labelling weights the rare "changed" class by ``pos_weight``. With ``teacher``, the loss
     is :func:`distillation_loss` against the teacher's logits.
     """
     targets = data.targets(kind)
-    # token labels are ~5 % "swapped": weight that class up so "never flag" is not a good answer
+    # token labels are ~5 % "changed": weight that class up so "never flag" is not a good answer
     weight = torch.tensor([1.0, pos_weight]) if kind == "token" else None
     if teacher is not None:
         teacher.eval()
@@ -129,7 +139,7 @@ def finetune(model: nn.Module, data: AcceptabilityData, kind: str, *, steps: int
             return F.cross_entropy(logits, y.reshape(-1), weight=weight, ignore_index=-100)
         with torch.no_grad():
             t = logits_of(teacher, ids).reshape(-1, 2)
-        return distillation_loss(logits, t, y.reshape(-1), T, alpha)
+        return distillation_loss(logits, t, y.reshape(-1), T, alpha, weight=weight)
 
     cfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=steps // 10, weight_decay=0.01, eval_interval=steps,
                       eval_batches=1, seed=seed, progress=False)
@@ -160,9 +170,9 @@ def predict(model: nn.Module, ids: torch.Tensor, batch_size: int = 256) -> torch
     return torch.cat([logits_of(model, ids[i : i + batch_size]).argmax(-1) for i in range(0, len(ids), batch_size)])
 
 
-def scores(model: nn.Module, data: AcceptabilityData, kind: str) -> dict[str, float]:
-    """Sentence classifier: accuracy. Tagger: F1 of "swapped" over words, and the sentence
-    accuracy obtained by calling a sentence swapped when any word is flagged."""
+def scores(model: nn.Module, data: TaskData, kind: str) -> dict[str, float]:
+    """Sentence classifier: accuracy. Tagger: F1 of "changed" over words, and the sentence
+    accuracy obtained by calling a sentence corrupted when any word is flagged."""
     pred = predict(model, data.ids)
     if kind == "sequence":
         return {"accuracy": (pred == data.labels).float().mean().item()}
@@ -172,8 +182,8 @@ def scores(model: nn.Module, data: AcceptabilityData, kind: str) -> dict[str, fl
 
 
 @torch.no_grad()
-def swap_probabilities(model: nn.Module, vocab: WordVocab, text: str) -> list[tuple[str, float]]:
-    """``(word, p(swapped))`` for each word of ``text`` under a token tagger."""
+def change_probabilities(model: nn.Module, vocab: WordVocab, text: str) -> list[tuple[str, float]]:
+    """``(word, p(changed))`` for each word of ``text`` under a token tagger."""
     model.eval()
     ids = vocab.encode(text)
     p = logits_of(model, ids[None])[0].softmax(-1)[:, 1]
@@ -185,6 +195,18 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["AcceptabilityData", "BertForTokenClassification", "distillation_loss", "finetune", "logits_of",
-           "make_model", "parameter_count", "predict", "scores", "swap_probabilities", "token_f1",
-           "token_labels"]
+__all__ = [
+    "TASKS",
+    "BertForTokenClassification",
+    "TaskData",
+    "change_probabilities",
+    "distillation_loss",
+    "finetune",
+    "logits_of",
+    "make_model",
+    "parameter_count",
+    "predict",
+    "scores",
+    "token_f1",
+    "token_labels",
+]

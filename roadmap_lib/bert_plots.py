@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 
 
@@ -27,8 +29,9 @@ def plot_mask_predictions(predictions: list[tuple[str, float]], text: str, ax=No
     return ax
 
 
-def plot_results(results: dict[str, dict[str, float]], ax=None):
-    """Grouped bars: ``results[metric][model] = value`` (e.g. accuracy for pretrained vs scratch)."""
+def plot_results(results: dict[str, dict[str, float]], chance: float | None = None, ax=None):
+    """Grouped bars: ``results[metric][model] = value`` (e.g. accuracy for pretrained vs scratch),
+    with a dotted line at ``chance`` if given."""
     ax = ax or plt.subplots(figsize=(6.5, 3.5))[1]
     metrics = list(results)
     models = list(next(iter(results.values())))
@@ -38,19 +41,46 @@ def plot_results(results: dict[str, dict[str, float]], ax=None):
         bars = ax.bar(xs, [results[m][model] for m in metrics], width, label=model)
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
     ax.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(metrics))], metrics)
-    ax.axhline(0.5, ls=":", c="grey")
-    ax.set(ylim=(0, 1.05), ylabel="score on the test split", title="Fine-tuning on the acceptability task")
-    ax.legend(loc="lower right", fontsize=8)
+    if chance is not None:
+        ax.axhline(chance, ls=":", c="grey")
+    top = max(v for row in results.values() for v in row.values())
+    ax.set(ylim=(0, min(1.05, 1.3 * top + 0.05)), ylabel="score on the test split",
+           title="Fine-tuning on the intruder task")
+    ax.legend(loc="upper right", fontsize=8)
     return ax
 
 
-def plot_swap_flags(flags: list[tuple[str, float]], ax=None):
-    """Each word of a sentence with the tagger's probability that it was swapped."""
+def plot_word_scores(scores: list[tuple[str, float]], ylabel: str, title: str, threshold: float | None = None,
+                     highlight: int | None = None, ax=None):
+    """One bar per word of a sentence (``(word, score)`` pairs); bars above ``threshold`` are red and
+    the word at index ``highlight`` (e.g. the true intruder) is underlined with a star."""
     ax = ax or plt.subplots(figsize=(8, 3))[1]
-    ax.bar(range(len(flags)), [p for _, p in flags], color=["tab:red" if p > 0.5 else "tab:blue" for _, p in flags])
-    ax.set_xticks(range(len(flags)), [w for w, _ in flags], rotation=60, ha="right", fontsize=8)
-    ax.set(ylim=(0, 1), ylabel="p(swapped)", title="Which words does the tagger flag?")
+    values = [0.0 if math.isnan(v) else v for _, v in scores]  # nan ([UNK]) drawn as 0
+    colours = ["tab:red" if threshold is not None and v > threshold else "tab:blue" for v in values]
+    ax.bar(range(len(scores)), values, color=colours)
+    labels = [w + (" [UNK]" if math.isnan(v) else "") + (" *" if k == highlight else "") for k, (w, v) in enumerate(scores)]
+    ax.set_xticks(range(len(scores)), labels, rotation=60, ha="right", fontsize=8)
+    if threshold is not None:
+        ax.axhline(threshold, ls=":", c="grey")
+    ax.set(ylabel=ylabel, title=title)
     return ax
 
 
-__all__ = ["plot_mask_predictions", "plot_mlm_curve", "plot_results", "plot_swap_flags"]
+def plot_learning_curves(curves: dict[str, tuple[list[int], list[float]]], ylabel: str, title: str,
+                         chance: float | None = None, ax=None):
+    """Score against the number of labelled sentences (log x), one line per ``curves`` entry."""
+    ax = ax or plt.subplots(figsize=(5, 3.5))[1]
+    for name, (sizes, values) in curves.items():
+        ax.plot(sizes, values, "o-", label=name)
+    if chance is not None:
+        ax.axhline(chance, ls=":", c="grey", label="chance")
+    ax.set_xscale("log")
+    sizes = sorted({n for ns, _ in curves.values() for n in ns})
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    ax.minorticks_off()
+    ax.set(xlabel="labelled training sentences", ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+__all__ = ["plot_learning_curves", "plot_mask_predictions", "plot_mlm_curve", "plot_results", "plot_word_scores"]

@@ -1,4 +1,4 @@
-"""Seeded generators of the two small tasks shipped in ``data/tasks/``.
+"""Seeded generators of the three small tasks shipped in ``data/tasks/``.
 
 **translation**: sentences of a small English grammar and their translation into "Zetan", an
 invented verb-final language. Zetan puts adjectives and determiners after the noun, the verb at
@@ -12,7 +12,14 @@ swapped. Label 1 = the original sentence, 0 = corrupted (columns ``swap_i``/``sw
 swapped word positions, -1 for originals, so the same file serves token labelling). Learnable from
 word order alone but not trivial: some swaps keep a sentence plausible.
 
-``python -m roadmap_lib.tasks build`` rewrites both from their seeds; the output is byte-identical
+**intruder**: the same sentences, in the same splits, as *acceptability*; in half of them one word
+is replaced by an intruder drawn uniformly from the words that occur at least
+``INTRUDER_MIN_COUNT`` times in the corpus (lower case; the replaced word's capital and surrounding
+punctuation are kept). Label 1 = original, 0 = one word replaced; ``position`` is the replaced
+word's index (-1 for originals) and ``original`` the word that was there. Spotting the intruder
+needs to know which words fit a context, which is what masked-LM pretraining teaches.
+
+``python -m roadmap_lib.tasks build`` rewrites all three from their seeds; the output is byte-identical
 on every machine (pure-Python ``random.Random``, no floating point).
 """
 
@@ -29,6 +36,8 @@ from .fileio import atomic_write_text
 
 TRANSLATION_SEED = 5
 ACCEPTABILITY_SEED = 6
+INTRUDER_SEED = 8
+INTRUDER_MIN_COUNT = 10
 TRANSLATION_SIZES = {"train": 8000, "val": 1000, "test": 1000}
 ACCEPTABILITY_SIZES = {"train": 5600, "val": 700, "test": 700}
 _PLAIN = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2014": "--"}
@@ -147,6 +156,54 @@ def acceptability_rows(seed: int = ACCEPTABILITY_SEED) -> dict[str, list[dict]]:
     return _split(rows, ACCEPTABILITY_SIZES)
 
 
+def _bare(word: str) -> tuple[str, str, str]:
+    """``(leading punctuation, core, trailing punctuation)`` of a whitespace word."""
+    m = re.fullmatch(r"([^A-Za-z0-9]*)(.*?)([^A-Za-z0-9]*)", word)
+    return m.group(1), m.group(2), m.group(3)
+
+
+def intruder_rows(seed: int = INTRUDER_SEED) -> dict[str, list[dict]]:
+    """The acceptability task's original sentences (same splits), half with one word replaced."""
+    originals = {}
+    for split, rows in acceptability_rows().items():
+        originals[split] = []
+        for row in rows:
+            words = row["text"].split()
+            i, j = int(row["swap_i"]), int(row["swap_j"])
+            if i >= 0:
+                words[i], words[j] = words[j], words[i]
+            originals[split].append(words)
+    text = (DATA_DIR / "jargon.txt").read_text(encoding="utf-8")
+    counts: dict[str, int] = {}
+    for s in corpus_sentences(text):
+        for w in s.split():
+            core = _bare(w)[1].lower()
+            if core.isalpha():
+                counts[core] = counts.get(core, 0) + 1
+    pool = sorted(w for w, c in counts.items() if c >= INTRUDER_MIN_COUNT)
+    rng = random.Random(seed)
+    out = {}
+    for split, sentences in originals.items():
+        out[split] = []
+        for words in sentences:
+            if rng.random() < 0.5:
+                out[split].append({"label": "1", "text": " ".join(words), "position": "-1", "original": ""})
+                continue
+            candidates = [k for k, w in enumerate(words) if _bare(w)[1].isalpha()]
+            k = rng.choice(candidates)
+            lead, core, trail = _bare(words[k])
+            while True:
+                new = rng.choice(pool)
+                if new != core.lower():
+                    break
+            if core[0].isupper():
+                new = new[0].upper() + new[1:]
+            words = list(words)
+            words[k] = lead + new + trail
+            out[split].append({"label": "0", "text": " ".join(words), "position": str(k), "original": core})
+    return out
+
+
 def _split(rows: list[dict], sizes: dict[str, int]) -> dict[str, list[dict]]:
     out, start = {}, 0
     for name, n in sizes.items():
@@ -168,7 +225,7 @@ def _write_tsv(rows: list[dict], path: Path) -> None:
     atomic_write_text(path, text)
 
 
-GENERATORS = {"translation": translation_rows, "acceptability": acceptability_rows}
+GENERATORS = {"translation": translation_rows, "acceptability": acceptability_rows, "intruder": intruder_rows}
 
 
 def build(out_dir: Path | None = None) -> list[Path]:

@@ -1,5 +1,7 @@
 """The word-level BERT of chapter 06: the shipped checkpoint, the vocabulary, fine-tuning pieces."""
 
+import math
+
 import pytest
 import torch
 
@@ -43,8 +45,23 @@ def test_vocab_encodes_one_token_per_word():
 def test_token_labels():
     assert bf.token_labels(4, 0, 3, context=8).tolist() == [-100, 1, 0, 0, 1, -100, -100, -100]
     assert bf.token_labels(2, -1, -1, context=4).tolist() == [-100, 0, 0, -100]
+    assert bf.token_labels(3, 2, context=6).tolist() == [-100, 0, 0, 1, -100, -100]  # one intruder
     with pytest.raises(ValueError, match="n_words"):
         bf.token_labels(7, 0, 1, context=8)
+    with pytest.raises(ValueError, match="changed"):
+        bf.token_labels(3, 3, context=8)
+
+
+def test_task_data_marks_the_changed_words():
+    _, vocab, _ = be.load()
+    for task in ("intruder", "acceptability"):
+        data = bf.TaskData(vocab, task, "val", limit=200)
+        flagged = (data.token_labels == 1).sum(1)
+        # originals flag nothing; corrupted sentences flag one intruder or two swapped words
+        assert torch.equal(flagged == 0, data.labels == 1)
+        assert set(flagged[data.labels == 0].tolist()) == ({1} if task == "intruder" else {2})
+    with pytest.raises(ValueError, match="task"):
+        bf.TaskData(vocab, "sentiment", "val")
 
 
 def test_token_f1_matches_definition():
@@ -71,7 +88,7 @@ def test_distillation_loss():
 
 def test_finetune_learns_and_pretrained_encoder_is_copied():
     model, vocab, _ = be.load()
-    data = bf.AcceptabilityData(vocab, "train", limit=256)
+    data = bf.TaskData(vocab, "intruder", "train", limit=256)
     clf = bf.make_model("token", model.config, model.bert, seed=0)
     assert torch.equal(clf.bert.tok_emb.weight, model.bert.tok_emb.weight)
     losses = bf.finetune(clf, data, "token", steps=20)
@@ -80,3 +97,44 @@ def test_finetune_learns_and_pretrained_encoder_is_copied():
     assert set(bf.scores(clf, data, "token")) == {"f1", "accuracy"}
     with pytest.raises(ValueError, match="kind"):
         bf.make_model("spans", model.config)
+
+
+def test_study_results_are_complete_and_curves_read_back():
+    from roadmap_lib import bert_study as bs
+    info = bs.results()
+    assert info["sizes"] == list(bs.SIZES) and info["recipe"] == bs.RECIPE
+    assert len(info["runs"]) == len(bs.SIZES) * len(bs.KINDS) * len(bs.STARTS)
+    sizes, f1 = bs.curve(info, "token", "pretrained", "f1")
+    assert sizes == sorted(bs.SIZES) and all(0.0 <= v <= 1.0 for v in f1)
+    with pytest.raises(ValueError, match="metric"):
+        bs.curve(info, "token", "pretrained", "bleu")
+    with pytest.raises(ValueError, match="start"):
+        bs.run_one("token", "warm", 10)
+
+
+def test_word_surprise_is_the_masked_lm_loss_of_each_word():
+    model, vocab, _ = be.load()
+    text = "The hacker wrote a zzzqqq program."
+    got = be.word_surprise(model, vocab, text)
+    assert [w for w, _ in got] == text.split()
+    assert math.isnan(got[4][1])  # the [UNK] word scores nan
+    ids = vocab.encode(text)
+    masked = ids.clone()
+    masked[2] = be.MASK  # word 1, "hacker"
+    with torch.no_grad():
+        logits = model(masked[None], attention_mask=(masked != be.PAD)[None])[0, 2]
+    assert got[1][1] == pytest.approx(-logits.log_softmax(-1)[ids[2]].item(), rel=1e-5)
+
+
+def test_zero_shot_location_counts_only_corrupted_sentences():
+    from roadmap_lib import bert_study as bs
+    model, vocab, _ = be.load()
+    data = bf.TaskData(vocab, "intruder", "val", limit=40)
+    share = bs.zero_shot_location(model, vocab, data)
+    n_bad = int((data.labels == 0).sum())
+    assert 0.0 <= share <= 1.0 and (share * n_bad) == pytest.approx(round(share * n_bad))
+    keep = data.labels == 1
+    data.text = [t for t, k in zip(data.text, keep) if k]
+    data.labels, data.token_labels = data.labels[keep], data.token_labels[keep]
+    with pytest.raises(ValueError, match="corrupted"):
+        bs.zero_shot_location(model, vocab, data)

@@ -82,6 +82,27 @@ def test_acceptability_task():
         load_task("nope", "train")
 
 
+def test_intruder_task_shares_the_acceptability_sentences():
+    for split in ("train", "test"):
+        intruder, accept = load_task("intruder", split), load_task("acceptability", split)
+        assert len(intruder) == len(accept)
+        labels = [r["label"] for r in intruder]
+        assert 0.45 < labels.count("1") / len(labels) < 0.55
+        for r, a in zip(intruder[:400], accept[:400]):
+            words, original = r["text"].split(), a["text"].split()
+            i, j = int(a["swap_i"]), int(a["swap_j"])
+            if i >= 0:
+                original[i], original[j] = original[j], original[i]
+            k = int(r["position"])
+            assert (r["label"] == "1") == (k == -1)
+            if k == -1:
+                assert words == original
+                continue
+            # exactly one word differs, and the file names the word that was there
+            assert [m for m in range(len(words)) if words[m] != original[m]] == [k]
+            assert r["original"] and r["original"] in original[k]
+
+
 def test_mlm_mask_proportions_and_specials():
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(5, 100, (200, 100), generator=g)

@@ -1,0 +1,126 @@
+"""What pretraining is worth: fine-tuning curves of the word-level BERT against a scratch baseline.
+
+For each number of labelled training sentences in ``SIZES`` and each head (sentence classifier,
+token tagger) on the *intruder* task, two models of the same size are fine-tuned with the same
+recipe: one starts from the pretrained encoder of :mod:`roadmap_lib.bert_experiment`, the other
+from random weights. Both are scored on the test split. The sweep takes a few minutes on one core,
+so it runs once, ``python -m roadmap_lib.bert_study build``, and writes ``data/06_finetune.json``;
+chapter 06 reads that file and re-runs one of its cells live.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import DATA_DIR
+from .bert_experiment import load, word_surprise
+from .bert_finetune import TaskData, finetune, make_model, scores
+from .fileio import atomic_write_text
+
+TASK = "intruder"
+SIZES = (200, 700, 2000, 5600)
+KINDS = ("sequence", "token")
+STARTS = ("pretrained", "scratch")
+RECIPE = {"steps": 600, "lr": 3e-4, "batch_size": 32, "seed": 0}
+RESULTS = "06_finetune.json"
+
+
+def run_one(kind: str, start: str, n_train: int, *, encoder_model=None, vocab=None, recipe: dict | None = None,
+            split: str = "test") -> tuple[dict[str, float], torch.nn.Module]:
+    """Fine-tune one model and return ``(scores on split, model)``.
+
+    ``start`` is ``"pretrained"`` (encoder copied from the zoo's BERT) or ``"scratch"`` (random
+    encoder of the same configuration); ``n_train`` keeps the first ``n_train`` training sentences.
+    """
+    if start not in STARTS:
+        raise ValueError(f"start: expected one of {STARTS}, got {start!r}")
+    if not 0 < n_train <= 5600:
+        raise ValueError(f"n_train: expected 1..5600 labelled sentences, got {n_train}")
+    if encoder_model is None or vocab is None:
+        encoder_model, vocab, _ = load()
+    recipe = {**RECIPE, **(recipe or {})}
+    config = encoder_model.config
+    model = make_model(kind, config, encoder_model.bert if start == "pretrained" else None, seed=recipe["seed"])
+    data = TaskData(vocab, TASK, "train", limit=n_train)
+    finetune(model, data, kind, steps=recipe["steps"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+             seed=recipe["seed"])
+    return scores(model, TaskData(vocab, TASK, split), kind), model
+
+
+def build(path: Path | None = None, progress: bool = True) -> Path:
+    """Run the whole sweep (seeded, one thread) and write the results JSON; return its path."""
+    path = Path(path) if path else DATA_DIR / RESULTS
+    model, vocab, record = load()
+    runs = []
+    start_time = time.perf_counter()
+    for n in SIZES:
+        for kind in KINDS:
+            for start in STARTS:
+                result, _ = run_one(kind, start, n, encoder_model=model, vocab=vocab)
+                runs.append({"n_train": n, "kind": kind, "start": start, **result})
+                if progress:
+                    print(runs[-1], f"{time.perf_counter() - start_time:.0f} s", flush=True)
+    info = {"task": TASK, "split": "test", "recipe": RECIPE, "sizes": list(SIZES), "runs": runs,
+            "encoder": {"name": record["name"], "steps": record["steps"], "eval_loss": record["eval"]["loss"]},
+            "seconds": round(time.perf_counter() - start_time, 1), "command": "python -m roadmap_lib.bert_study build",
+            "torch": torch.__version__}
+    atomic_write_text(path, json.dumps(info, indent=1) + "\n")
+    return path
+
+
+def results(path: Path | None = None) -> dict:
+    path = Path(path) if path else DATA_DIR / RESULTS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not built: run `python -m roadmap_lib.bert_study build`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def curve(info: dict, kind: str, start: str, metric: str) -> tuple[list[int], list[float]]:
+    """``(sizes, values)`` of one line of the sweep, e.g. ``curve(info, "token", "pretrained", "f1")``."""
+    rows = sorted((r for r in info["runs"] if r["kind"] == kind and r["start"] == start), key=lambda r: r["n_train"])
+    if not rows:
+        raise ValueError(f"kind/start: no runs for {kind!r}/{start!r}")
+    if metric not in rows[0]:
+        raise ValueError(f"metric: expected one of {sorted(k for k in rows[0] if k not in ('n_train', 'kind', 'start'))}, "
+                         f"got {metric!r}")
+    return [r["n_train"] for r in rows], [r[metric] for r in rows]
+
+
+def zero_shot_location(model, vocab, data: TaskData) -> float:
+    """Share of the corrupted sentences of ``data`` whose most surprising word (masked-LM, no
+    fine-tuning: :func:`roadmap_lib.bert_experiment.word_surprise`) is the intruder."""
+    hits = total = 0
+    for text, label, tokens in zip(data.text, data.labels, data.token_labels):
+        if label == 1:
+            continue
+        surprise = torch.tensor([v for _, v in word_surprise(model, vocab, text)]).nan_to_num(-1.0)
+        hits += int(tokens[1 + surprise.argmax()] == 1)
+        total += 1
+    if total == 0:
+        raise ValueError("data: expected at least one corrupted sentence (label 0), got none")
+    return hits / total
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] != ["build"]:
+        print("usage: python -m roadmap_lib.bert_study build", file=sys.stderr)
+        return 2
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        print(f"wrote {build()}")
+    finally:
+        torch.set_num_threads(threads)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
+
+
+__all__ = ["KINDS", "RECIPE", "SIZES", "STARTS", "TASK", "build", "curve", "results", "run_one", "zero_shot_location"]

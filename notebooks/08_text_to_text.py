@@ -99,8 +99,8 @@ torch.set_num_threads(1)  # the models are tiny: one thread is as fast, and stea
 # and stripped of punctuation (chapter 06's word vocabulary, plus the special tokens).
 
 # %%
-span_data = PretrainData("span")
-vocab = span_data.vocab
+model_span, vocab, rec_span = load("t2t-span")  # the span-corruption model, and the shared vocabulary
+span_data = PretrainData("span", vocab)
 sentence = span_data.texts["val"][57]
 ids = vocab.encode(sentence)
 g = torch.Generator().manual_seed(3)
@@ -140,7 +140,6 @@ assert bart_out == ids and len(t5_out) < len(ids) / 3  # BART rewrites all of it
 # `tests/test_positional.py`); our models use $B = 16$, $D = 32$.
 
 # %%
-model_span, _, rec_span = load("t2t-span")
 cfg = model_span.config
 plot_buckets(cfg.num_buckets, cfg.max_distance)
 plt.show()
@@ -178,9 +177,9 @@ assert (right > left + 0.3).all()  # every head favours the words that follow
 # 2 + 2 layers, $d_{model} = 64$, 4 heads, 16 buckets, a word vocabulary with both kinds of special
 # tokens), the same initial weights (seed 0), the same 1,500 steps of 64 sentences, the same
 # learning-rate schedule. BART's own architecture (learned positions, post-norm, biases) would have
-# changed two things at once. The corpus is chapter 06's: the Jargon File's prose sentences, minus
-# the originals of the acceptability task's validation and test sentences, which we fine-tune and
-# score on later.
+# changed two things at once. The corpus: the Jargon File's prose sentences of 4 to 30 words
+# (as in chapter 06), minus the originals of the acceptability task's validation and test
+# sentences, which we fine-tune and score on later.
 
 # %%
 model_denoise, _, rec_denoise = load("t2t-denoise")

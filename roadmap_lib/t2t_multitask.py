@@ -34,6 +34,7 @@ from .text_to_text import (
     make_batch,
     new_model,
     one_thread,
+    original_of,
     save,
     seq2seq_loss,
 )
@@ -47,15 +48,6 @@ EVAL_ROWS = 200  # test rows per task behind the recorded scores
 EVAL_BATCHES, EVAL_SEED = 10, 1
 TRAIN = {"max_steps": 1200, "lr": 5e-3, "warmup_steps": 100, "min_lr_ratio": 0.1, "weight_decay": 0.01,
          "betas": (0.9, 0.98), "grad_clip": 1.0, "eval_interval": 100, "eval_batches": EVAL_BATCHES}
-
-
-def original_of(row: dict) -> str:
-    """The unswapped sentence of an acceptability row (swap_i = -1 for originals)."""
-    words = row["text"].split()
-    i, j = int(row["swap_i"]), int(row["swap_j"])
-    if i >= 0:
-        words[i], words[j] = words[j], words[i]
-    return " ".join(words)
 
 
 def task_rows(task: str, split: str) -> list[dict]:

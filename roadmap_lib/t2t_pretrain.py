@@ -3,8 +3,8 @@
 Same model (``text_to_text.MODEL``), same seed, same steps, same batch of sentences per step, same
 learning-rate schedule; only the noise differs. Span corruption's targets are short (the hidden
 spans), infilling's are the whole sentence, so the decoder reads more tokens for the same sentences:
-the record counts both. Pretraining sentences are chapter 06's (Jargon File prose sentences minus
-the originals of the acceptability task's validation and test sentences).
+the record counts both. Pretraining sentences: :func:`roadmap_lib.text_to_text.pretraining_sentences`
+(Jargon File prose sentences minus the originals of the acceptability task's val and test sentences).
 
 ``build("span")`` / ``build("denoise")`` write ``data/zoo/t2t-span`` / ``t2t-denoise``
 (``.safetensors`` + ``.json``); ``verify`` recomputes the recorded validation loss.
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from .bert_experiment import pretraining_sentences
 from .text_to_text import (
     NOISES,
     SEED,
@@ -28,6 +27,7 @@ from .text_to_text import (
     make_batch,
     new_model,
     one_thread,
+    pretraining_sentences,
     save,
     seq2seq_loss,
 )

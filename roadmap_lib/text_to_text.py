@@ -32,12 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from . import DATA_DIR
-from .bert_experiment import normalize, pretraining_sentences
+from .bert_experiment import normalize
 from .checkpoint import load_model, read_model_metadata, save_model
-from .data import load_task, span_corrupt
+from .data import load_task, load_text, span_corrupt
 from .fileio import atomic_write_text
 from .models.t5 import T5, T5Config
 from .pos_experiment import one_thread  # run on one CPU thread, then restore
+from .tasks import corpus_sentences
 from .training import TrainConfig, evaluate, train
 
 PAD, EOS, UNK, MASK = 0, 1, 2, 3  # T5's pad doubles as the decoder start token
@@ -261,6 +262,27 @@ def load(name: str, zoo: Path | None = None) -> tuple[T5, T2TVocab, dict]:
     return model.float().eval(), vocab, record
 
 
+def original_of(row: dict) -> str:
+    """The unswapped sentence of an acceptability row (swap_i = -1 for originals)."""
+    words = row["text"].split()
+    i, j = int(row["swap_i"]), int(row["swap_j"])
+    if i >= 0:
+        words[i], words[j] = words[j], words[i]
+    return " ".join(words)
+
+
+def heldout_sentences() -> set[str]:
+    """The originals of the acceptability task's validation and test sentences: never pretrained on."""
+    return {original_of(r) for split in ("val", "test") for r in load_task("acceptability", split)}
+
+
+def pretraining_sentences() -> list[str]:
+    """The Jargon File's prose sentences of 4 to 30 words, minus :func:`heldout_sentences` (the
+    same set as chapter 06's BERT was pretrained on when these checkpoints were built)."""
+    held = heldout_sentences()
+    return [s for s in corpus_sentences(load_text(), min_words=4, max_words=MAX_WORDS) if s not in held]
+
+
 def corpus_vocab() -> T2TVocab:
     return T2TVocab.build(pretraining_sentences())
 
@@ -299,5 +321,5 @@ if __name__ == "__main__":
 
 
 __all__ = ["EOS", "MASK", "MODEL", "NOISES", "PAD", "PREFIXES", "SENTINELS", "SPECIALS", "UNK", "T2TVocab",
-           "bart_infill", "corpus_vocab", "fit", "generate", "load", "make_batch", "new_model", "one_thread", "pad_batch",
+           "bart_infill", "corpus_vocab", "fit", "generate", "heldout_sentences", "load", "make_batch", "new_model", "one_thread", "original_of", "pad_batch", "pretraining_sentences",
            "round_to_fp16", "save", "seq2seq_loss", "t5_noise", "zoo_dir"]

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roadmap_lib import t2t_multitask, t2t_pretrain
-from roadmap_lib.bert_experiment import heldout_sentences
 from roadmap_lib.data import load_task
 from roadmap_lib.text_to_text import (
     EOS,
@@ -18,6 +17,7 @@ from roadmap_lib.text_to_text import (
     UNK,
     T2TVocab,
     bart_infill,
+    heldout_sentences,
     load,
     make_batch,
     t5_noise,

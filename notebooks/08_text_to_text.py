@@ -96,11 +96,14 @@ torch.set_num_threads(1)  # the models are tiny: one thread is as fast, and stea
 # is nothing to permute.)
 #
 # Here is a validation sentence of the pretraining corpus, noised both ways. Words are lower-cased
-# and stripped of punctuation (chapter 06's word vocabulary, plus the special tokens).
+# and stripped of punctuation as in chapter 06; the vocabulary holds the special tokens, the 3,000
+# most frequent Jargon words (the rest become `<unk>`) and the words of the translation task.
 
 # %%
 model_span, vocab, rec_span = load("t2t-span")  # the span-corruption model, and the shared vocabulary
 span_data = PretrainData("span", vocab)
+print(f"vocabulary: {len(vocab)} tokens, of which {sum(w.startswith('<') for w in vocab.itos)} special")
+assert len(vocab) == rec_span["model_config"]["vocab_size"]
 sentence = span_data.texts["val"][57]
 ids = vocab.encode(sentence)
 g = torch.Generator().manual_seed(3)

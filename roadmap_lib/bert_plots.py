@@ -29,7 +29,8 @@ def plot_mask_predictions(predictions: list[tuple[str, float]], text: str, ax=No
     return ax
 
 
-def plot_results(results: dict[str, dict[str, float]], chance: float | None = None, ax=None):
+def plot_results(results: dict[str, dict[str, float]], chance: float | None = None,
+                 title: str = "Fine-tuning on the intruder task", ax=None):
     """Grouped bars: ``results[metric][model] = value`` (e.g. accuracy for pretrained vs scratch),
     with a dotted line at ``chance`` if given."""
     ax = ax or plt.subplots(figsize=(6.5, 3.5))[1]
@@ -45,7 +46,7 @@ def plot_results(results: dict[str, dict[str, float]], chance: float | None = No
         ax.axhline(chance, ls=":", c="grey")
     top = max(v for row in results.values() for v in row.values())
     ax.set(ylim=(0, min(1.05, 1.3 * top + 0.05)), ylabel="score on the test split",
-           title="Fine-tuning on the intruder task")
+           title=title)
     ax.legend(loc="upper right", fontsize=8)
     return ax
 

@@ -19,7 +19,7 @@ import torch
 
 from . import DATA_DIR
 from .bert_experiment import load, word_surprise
-from .bert_finetune import TaskData, finetune, make_model, scores
+from .bert_finetune import TaskData, finetune, logits_of, make_model, scores
 from .fileio import atomic_write_text
 
 TASK = "intruder"
@@ -106,6 +106,19 @@ def zero_shot_location(model, vocab, data: TaskData) -> float:
     return hits / total
 
 
+@torch.no_grad()
+def tagger_location(tagger, data: TaskData) -> float:
+    """The same measure for a fine-tuned tagger: the share of corrupted sentences whose word with
+    the highest p(changed) is the intruder."""
+    bad = data.labels == 0
+    if not bad.any():
+        raise ValueError("data: expected at least one corrupted sentence (label 0), got none")
+    tagger.eval()
+    p = logits_of(tagger, data.ids[bad]).softmax(-1)[..., 1]
+    p[data.token_labels[bad] == -100] = -1.0  # only words can be picked
+    return (data.token_labels[bad].gather(1, p.argmax(1, keepdim=True)) == 1).float().mean().item()
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] != ["build"]:
         print("usage: python -m roadmap_lib.bert_study build", file=sys.stderr)
@@ -123,4 +136,4 @@ if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
 
 
-__all__ = ["KINDS", "RECIPE", "SIZES", "STARTS", "TASK", "build", "curve", "results", "run_one", "zero_shot_location"]
+__all__ = ["KINDS", "RECIPE", "SIZES", "STARTS", "TASK", "build", "curve", "results", "run_one", "tagger_location", "zero_shot_location"]

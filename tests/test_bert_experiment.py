@@ -138,3 +138,18 @@ def test_zero_shot_location_counts_only_corrupted_sentences():
     data.labels, data.token_labels = data.labels[keep], data.token_labels[keep]
     with pytest.raises(ValueError, match="corrupted"):
         bs.zero_shot_location(model, vocab, data)
+
+
+def test_tagger_location_of_a_perfect_and_a_blind_tagger():
+    from roadmap_lib import bert_study as bs
+    _, vocab, _ = be.load()
+    data = bf.TaskData(vocab, "intruder", "val", limit=60)
+
+    class Oracle(torch.nn.Module):  # logits that point at the true intruder
+        def forward(self, ids, attention_mask=None):
+            gold = data.token_labels[: len(ids)] if len(ids) == len(data) else data.token_labels[data.labels == 0]
+            return torch.stack([torch.zeros_like(gold, dtype=torch.float), (gold == 1).float()], -1)
+
+    assert bs.tagger_location(Oracle(), data) == 1.0
+    blind = bf.make_model("token", be.load()[0].config, seed=0)
+    assert 0.0 <= bs.tagger_location(blind, data) < 0.5

@@ -335,7 +335,7 @@ assert abs(students["student distilled"] - students["student alone"]) < 0.08
 # depth (DistilBERT dropped one in two of twelve), yet saves only a fifth of the parameters,
 # because the 3,005 × 128 embedding table is most of the model. Above all, DistilBERT distils
 # *during pretraining*: over the whole corpus, against the teacher's distribution over 30,000
-# words at every masked position, plus a loss that aligns hidden states. Soft targets over two
+# word pieces at every masked position, plus a loss that aligns hidden states. Soft targets over two
 # classes on 2,000 sentences carry little the hard labels do not already say. The exercise below
 # builds the loss; distilling the masked LM itself is the experiment to try next.
 #

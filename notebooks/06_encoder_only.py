@@ -78,6 +78,7 @@ from roadmap_lib.bert_study import (
     curve,
     results,
     run_one,
+    seed_values,
     tagger_location,
     zero_shot_location,
 )
@@ -223,9 +224,9 @@ assert rank < 3
 # baseline has the same configuration and training with a randomly initialised encoder instead of
 # the pretrained one: the difference is what pretraining is worth.
 #
-# The sweep over 200, 700, 2,000 and 5,600 labelled sentences took about 8 minutes on one
-# core and is read from `data/06_finetune.json`. We re-run one of its cells live, the tagger on 2,000
-# labelled sentences, from the pretrained encoder and from scratch:
+# The sweep over 200, 700, 2,000 and 5,600 labelled sentences, three seeds each, took about 22
+# CPU-minutes and is read from `data/06_finetune.json`. We re-run one of its cells live, the tagger
+# on 2,000 labelled sentences with seed 0, from the pretrained encoder and from scratch:
 
 # %%
 study = results()
@@ -235,16 +236,17 @@ for start in ("pretrained", "scratch"):
     live[start], tagger = run_one("token", start, LIVE_N, encoder_model=model, vocab=vocab)
     if start == "pretrained":
         teacher = tagger
-    recorded = next(r for r in study["runs"] if (r["kind"], r["start"], r["n_train"]) == ("token", start, LIVE_N))
+    recorded = next(r for r in study["runs"]
+                    if (r["kind"], r["start"], r["n_train"], r["seed"]) == ("token", start, LIVE_N, RECIPE["seed"]))
     print(f"{start:>10}: test F1 {live[start]['f1']:.3f} (recorded {recorded['f1']:.3f})")
     assert abs(live[start]["f1"] - recorded["f1"]) < 0.04
 assert live["pretrained"]["f1"] > live["scratch"]["f1"] + 0.08
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-plot_learning_curves({s: curve(study, "sequence", s, "accuracy") for s in ("pretrained", "scratch")},
+plot_learning_curves({s: seed_values(study, "sequence", s, "accuracy") for s in ("pretrained", "scratch")},
                      "test accuracy", "Sentence: was a word replaced?", chance=0.5, ax=axes[0])
-plot_learning_curves({s: curve(study, "token", s, "f1") for s in ("pretrained", "scratch")},
+plot_learning_curves({s: seed_values(study, "token", s, "f1") for s in ("pretrained", "scratch")},
                      "test F1 of 'changed'", "Token: which word?", ax=axes[1])
 plt.tight_layout()
 plt.show()
@@ -258,7 +260,7 @@ f1_scratch = curve(study, "token", "scratch", "f1")[1]
 assert all(g > 0.02 for g in gain["token"])  # the pretrained tagger wins at every size
 assert min(gain["token"][2:]) > 0.1 and min(p / q for p, q in zip(f1_pre[2:], f1_scratch[2:])) > 1.6
 assert f1_pre[sizes_sweep.index(700)] > f1_scratch[sizes_sweep.index(5600)] - 0.01  # 700 labels ~ 5,600
-assert gain["sequence"][-1] > 0.03 and max(gain["sequence"]) < 0.08
+assert min(gain["sequence"][2:]) > 0.02 and max(gain["sequence"]) < 0.08 and gain["sequence"][1] < 0.02
 assert max(curve(study, "sequence", "pretrained", "accuracy")[1]) < 0.65
 located_tagger = tagger_location(teacher, test_set)
 print(f"the fine-tuned tagger ({LIVE_N} labels) puts the intruder first in {located_tagger:.1%} of corrupted "
@@ -266,17 +268,19 @@ print(f"the fine-tuned tagger ({LIVE_N} labels) puts the intruder first in {loca
 assert located > located_tagger + 0.08
 
 # %% [markdown]
-# Three results, all measured on the same 700 test sentences:
+# Each point is the mean of three seeds (the seed draws the new weights and the order of the
+# batches) and the band spans the three runs. Three results, all measured on the same 700 test
+# sentences:
 #
 # - **Token labelling gains the most.** The pretrained tagger beats the scratch one at every
 #   size, and from 2,000 labelled sentences on its F1 is nearly twice as high. With 700 labels it is
 #   as good as the scratch tagger with 5,600, so pretraining is worth about eight times the labels
 #   here. A tagger must compare each word with its context, and that comparison is exactly what the
 #   masked-LM objective trained.
-# - **Sentence classification gains a little, late.** The pretrained classifier is ahead by 4-5
-#   accuracy points with 2,000 labels or more, and it is not clearly ahead below that (at 700 it is
-#   2 points behind; one seed per point, so a few points is noise). Everyone stays under 65 %: one odd
-#   word among fifteen is a weak signal for the single `[CLS]` summary to pick up.
+# - **Sentence classification gains a little, late.** On average over the three seeds, the
+#   pretrained classifier is 3-5 accuracy points ahead with 2,000 labels or more; below that the
+#   two are within the spread of the seeds. Everyone stays under 65 %: one odd word among fifteen
+#   is a weak signal for the single `[CLS]` summary to pick up.
 # - **Fine-tuning loses much of what the encoder knew.** Zero-shot, the masked LM puts the
 #   intruder first about half the time. The tagger fine-tuned on 2,000 labelled sentences does so
 #   less often: a fresh linear head trained on a few thousand examples recovers only part of what

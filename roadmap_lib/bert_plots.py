@@ -67,16 +67,21 @@ def plot_word_scores(scores: list[tuple[str, float]], ylabel: str, title: str, t
     return ax
 
 
-def plot_learning_curves(curves: dict[str, tuple[list[int], list[float]]], ylabel: str, title: str,
+def plot_learning_curves(lines: dict[str, dict[int, list[float]]], ylabel: str, title: str,
                          chance: float | None = None, ax=None):
-    """Score against the number of labelled sentences (log x), one line per ``curves`` entry."""
+    """Score against the number of labelled sentences (log x). ``lines[name][n]`` holds one value
+    per seed: the line is their mean, the shaded band their range."""
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
-    for name, (sizes, values) in curves.items():
-        ax.plot(sizes, values, "o-", label=name)
+    for name, values in lines.items():
+        sizes = sorted(values)
+        mean = [sum(values[n]) / len(values[n]) for n in sizes]
+        (line,) = ax.plot(sizes, mean, "o-", label=f"{name} (mean of {len(values[sizes[0]])} seeds)")
+        ax.fill_between(sizes, [min(values[n]) for n in sizes], [max(values[n]) for n in sizes],
+                        color=line.get_color(), alpha=0.2, lw=0)
     if chance is not None:
         ax.axhline(chance, ls=":", c="grey", label="chance")
     ax.set_xscale("log")
-    sizes = sorted({n for ns, _ in curves.values() for n in ns})
+    sizes = sorted({n for values in lines.values() for n in values})
     ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
     ax.minorticks_off()
     ax.set(xlabel="labelled training sentences", ylabel=ylabel, title=title)

@@ -3,9 +3,11 @@
 For each number of labelled training sentences in ``SIZES`` and each head (sentence classifier,
 token tagger) on the *intruder* task, two models of the same size are fine-tuned with the same
 recipe: one starts from the pretrained encoder of :mod:`roadmap_lib.bert_experiment`, the other
-from random weights. Both are scored on the test split. The sweep takes a few minutes on one core,
-so it runs once, ``python -m roadmap_lib.bert_study build``, and writes ``data/06_finetune.json``;
-chapter 06 reads that file and re-runs one of its cells live.
+from random weights. Both are scored on the test split, and every cell is repeated for each seed
+in ``SEEDS`` (the seed draws the new weights and the batches). The sweep takes about 25 CPU-minutes,
+so it runs once, ``python -m roadmap_lib.bert_study build [--jobs N]`` (each run on one thread; the
+result does not depend on N), and writes ``data/06_finetune.json``; chapter 06 reads that file
+and re-runs one of its cells live.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -26,6 +29,7 @@ TASK = "intruder"
 SIZES = (200, 700, 2000, 5600)
 KINDS = ("sequence", "token")
 STARTS = ("pretrained", "scratch")
+SEEDS = (0, 1, 2)
 RECIPE = {"steps": 600, "lr": 3e-4, "batch_size": 32, "seed": 0}
 RESULTS = "06_finetune.json"
 
@@ -52,23 +56,38 @@ def run_one(kind: str, start: str, n_train: int, *, encoder_model=None, vocab=No
     return scores(model, TaskData(vocab, TASK, split), kind), model
 
 
-def build(path: Path | None = None, progress: bool = True) -> Path:
-    """Run the whole sweep (seeded, one thread) and write the results JSON; return its path."""
+_ENCODER = None  # the zoo model, loaded once per worker process
+
+
+def _sweep_cell(cell: tuple[int, int, str, str]) -> dict:
+    seed, n, kind, start = cell
+    global _ENCODER
+    torch.set_num_threads(1)
+    if _ENCODER is None:
+        _ENCODER = load()[:2]
+    result, _ = run_one(kind, start, n, encoder_model=_ENCODER[0], vocab=_ENCODER[1], recipe={"seed": seed})
+    return {"seed": seed, "n_train": n, "kind": kind, "start": start, **result}
+
+
+def build(path: Path | None = None, progress: bool = True, jobs: int = 1) -> Path:
+    """Run the whole sweep (seeded, one thread per run, ``jobs`` runs at a time) and write the
+    results JSON; return its path."""
     path = Path(path) if path else DATA_DIR / RESULTS
-    model, vocab, record = load()
-    runs = []
+    if jobs < 1:
+        raise ValueError(f"jobs: expected a positive number of processes, got {jobs}")
+    record = load()[2]
+    cells = [(seed, n, kind, start) for seed in SEEDS for n in SIZES for kind in KINDS for start in STARTS]
     start_time = time.perf_counter()
-    for n in SIZES:
-        for kind in KINDS:
-            for start in STARTS:
-                result, _ = run_one(kind, start, n, encoder_model=model, vocab=vocab)
-                runs.append({"n_train": n, "kind": kind, "start": start, **result})
-                if progress:
-                    print(runs[-1], f"{time.perf_counter() - start_time:.0f} s", flush=True)
-    info = {"task": TASK, "split": "test", "recipe": RECIPE, "sizes": list(SIZES), "runs": runs,
+    runs = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for row in pool.map(_sweep_cell, cells):
+            runs.append(row)
+            if progress:
+                print(row, f"{time.perf_counter() - start_time:.0f} s", flush=True)
+    info = {"task": TASK, "split": "test", "recipe": RECIPE, "seeds": list(SEEDS), "sizes": list(SIZES), "runs": runs,
             "encoder": {"name": record["name"], "steps": record["steps"], "eval_loss": record["eval"]["loss"]},
-            "seconds": round(time.perf_counter() - start_time, 1), "command": "python -m roadmap_lib.bert_study build",
-            "torch": torch.__version__}
+            "seconds": round(time.perf_counter() - start_time, 1), "jobs": jobs,
+            "command": "python -m roadmap_lib.bert_study build", "torch": torch.__version__}
     atomic_write_text(path, json.dumps(info, indent=1) + "\n")
     return path
 
@@ -80,15 +99,24 @@ def results(path: Path | None = None) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def curve(info: dict, kind: str, start: str, metric: str) -> tuple[list[int], list[float]]:
-    """``(sizes, values)`` of one line of the sweep, e.g. ``curve(info, "token", "pretrained", "f1")``."""
-    rows = sorted((r for r in info["runs"] if r["kind"] == kind and r["start"] == start), key=lambda r: r["n_train"])
+def seed_values(info: dict, kind: str, start: str, metric: str) -> dict[int, list[float]]:
+    """``{n_train: [value for each seed]}`` of one line of the sweep."""
+    rows = [r for r in info["runs"] if r["kind"] == kind and r["start"] == start]
     if not rows:
         raise ValueError(f"kind/start: no runs for {kind!r}/{start!r}")
     if metric not in rows[0]:
-        raise ValueError(f"metric: expected one of {sorted(k for k in rows[0] if k not in ('n_train', 'kind', 'start'))}, "
-                         f"got {metric!r}")
-    return [r["n_train"] for r in rows], [r[metric] for r in rows]
+        names = sorted(k for k in rows[0] if k not in ("seed", "n_train", "kind", "start"))
+        raise ValueError(f"metric: expected one of {names}, got {metric!r}")
+    values: dict[int, list[float]] = {}
+    for r in sorted(rows, key=lambda r: (r["n_train"], r["seed"])):
+        values.setdefault(r["n_train"], []).append(r[metric])
+    return values
+
+
+def curve(info: dict, kind: str, start: str, metric: str) -> tuple[list[int], list[float]]:
+    """``(sizes, mean over seeds)`` of one line of the sweep, e.g. ``curve(info, "token", "pretrained", "f1")``."""
+    values = seed_values(info, kind, start, metric)
+    return list(values), [sum(v) / len(v) for v in values.values()]
 
 
 def zero_shot_location(model, vocab, data: TaskData) -> float:
@@ -120,15 +148,10 @@ def tagger_location(tagger, data: TaskData) -> float:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] != ["build"]:
-        print("usage: python -m roadmap_lib.bert_study build", file=sys.stderr)
+    if argv[:1] != ["build"] or len(argv) not in (1, 3) or (len(argv) == 3 and argv[1] != "--jobs"):
+        print("usage: python -m roadmap_lib.bert_study build [--jobs N]", file=sys.stderr)
         return 2
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        print(f"wrote {build()}")
-    finally:
-        torch.set_num_threads(threads)
+    print(f"wrote {build(jobs=int(argv[2]) if len(argv) == 3 else 1)}")
     return 0
 
 
@@ -136,4 +159,4 @@ if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
 
 
-__all__ = ["KINDS", "RECIPE", "SIZES", "STARTS", "TASK", "build", "curve", "results", "run_one", "tagger_location", "zero_shot_location"]
+__all__ = ["KINDS", "RECIPE", "SEEDS", "SIZES", "STARTS", "TASK", "build", "curve", "results", "run_one", "seed_values", "tagger_location", "zero_shot_location"]

@@ -103,13 +103,19 @@ def test_study_results_are_complete_and_curves_read_back():
     from roadmap_lib import bert_study as bs
     info = bs.results()
     assert info["sizes"] == list(bs.SIZES) and info["recipe"] == bs.RECIPE
-    assert len(info["runs"]) == len(bs.SIZES) * len(bs.KINDS) * len(bs.STARTS)
+    assert info["seeds"] == list(bs.SEEDS)
+    assert len(info["runs"]) == len(bs.SEEDS) * len(bs.SIZES) * len(bs.KINDS) * len(bs.STARTS)
     sizes, f1 = bs.curve(info, "token", "pretrained", "f1")
-    assert sizes == sorted(bs.SIZES) and all(0.0 <= v <= 1.0 for v in f1)
+    per_seed = bs.seed_values(info, "token", "pretrained", "f1")
+    assert sizes == sorted(bs.SIZES) == list(per_seed) and all(0.0 <= v <= 1.0 for v in f1)
+    assert all(len(v) == len(bs.SEEDS) for v in per_seed.values())
+    assert f1 == pytest.approx([sum(v) / len(v) for v in per_seed.values()])
     with pytest.raises(ValueError, match="metric"):
         bs.curve(info, "token", "pretrained", "bleu")
     with pytest.raises(ValueError, match="start"):
         bs.run_one("token", "warm", 10)
+    with pytest.raises(ValueError, match="jobs"):
+        bs.build(jobs=0)
 
 
 def test_word_surprise_is_the_masked_lm_loss_of_each_word():

@@ -49,6 +49,7 @@ from roadmap_lib.bert_experiment import (
     MASK,
     PAD,
     SEP,
+    UNK,
     MLMData,
     load,
     mlm_loss,
@@ -199,7 +200,7 @@ plot_word_scores(surprise, "surprise (nats)", "Masked-LM surprise of each word (
 plt.show()
 
 corrupted = test_set.labels == 0
-n_known = ((test_set.token_labels != -100) & (test_set.ids != 1)).sum(1)[corrupted].float()
+n_known = ((test_set.token_labels != -100) & (test_set.ids != UNK)).sum(1)[corrupted].float()
 chance_location = (1 / n_known).mean().item()  # guessing one known word at random
 located = zero_shot_location(model, vocab, test_set)
 print(f"zero-shot: the most surprising word is the intruder in {located:.1%} of corrupted test sentences "

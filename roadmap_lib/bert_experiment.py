@@ -17,7 +17,6 @@ eval MLM loss); ``verify`` recomputes that loss; :func:`load` gives the model ba
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from . import DATA_DIR
 from .checkpoint import load_model, save_model
 from .data import load_task, load_text, mlm_mask
+from .fileio import atomic_write_text
 from .layers import gelu
 from .models.bert import BertConfig, BertForMaskedLM
 from .tasks import corpus_sentences
@@ -165,9 +165,7 @@ def build(out_dir: Path | None = None, progress: bool = True, max_steps: int | N
     if weights.stat().st_size > MAX_BYTES:
         raise RuntimeError(f"{weights} is {weights.stat().st_size} bytes, over the {MAX_BYTES} limit")
     path = out_dir / f"{NAME}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(info, indent=1) + "\n")
     return path
 
 

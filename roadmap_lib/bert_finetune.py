@@ -3,8 +3,8 @@
 The tasks (:mod:`roadmap_lib.tasks`) share their sentences: *intruder* (one word replaced by a
 random word) and *acceptability* (two words swapped). Two heads on the same encoder: sentence
 classification (is this sentence original, label 1, or corrupted, label 0?) from the ``[CLS]``
-position, and token labelling (which words were changed?) from every position. :func:`finetune` trains either head, starting from the pretrained
-encoder or from random weights of the same size (the baseline), and can distil from a teacher's
+position, and token labelling (which words were changed?) from every position. :func:`finetune`
+trains either head, starting from the pretrained encoder or from random weights of the same size (the baseline), and can distil from a teacher's
 soft targets as DistilBERT does (:func:`distillation_loss`). Metrics: accuracy, and the F1 of the
 "changed" class over words (:func:`token_f1`).
 """
@@ -181,16 +181,6 @@ def scores(model: nn.Module, data: TaskData, kind: str) -> dict[str, float]:
     return {"f1": token_f1(pred, gold), "accuracy": (flagged.long() == 1 - data.labels).float().mean().item()}
 
 
-@torch.no_grad()
-def change_probabilities(model: nn.Module, vocab: WordVocab, text: str) -> list[tuple[str, float]]:
-    """``(word, p(changed))`` for each word of ``text`` under a token tagger."""
-    model.eval()
-    ids = vocab.encode(text)
-    p = logits_of(model, ids[None])[0].softmax(-1)[:, 1]
-    words = text.split()
-    return [(w, p[i + 1].item()) for i, w in enumerate(words)]
-
-
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -199,7 +189,6 @@ __all__ = [
     "TASKS",
     "BertForTokenClassification",
     "TaskData",
-    "change_probabilities",
     "distillation_loss",
     "finetune",
     "logits_of",

@@ -29,7 +29,6 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from . import DATA_DIR
 from .bert_experiment import normalize
@@ -40,6 +39,7 @@ from .models.t5 import T5, T5Config
 from .pos_experiment import one_thread  # run on one CPU thread, then restore
 from .tasks import corpus_sentences
 from .training import TrainConfig, evaluate, train
+from .translation_experiment import pad_batch, seq2seq_loss  # the same batching as chapter 05
 
 PAD, EOS, UNK, MASK = 0, 1, 2, 3  # T5's pad doubles as the decoder start token
 N_SENTINELS = 16
@@ -161,11 +161,6 @@ NOISES = {"span": t5_noise, "denoise": bart_infill}
 # --- batches and the loss ------------------------------------------------------------------------
 
 
-def pad_batch(seqs: list[list[int]], value: int) -> torch.Tensor:
-    width = max(len(s) for s in seqs)
-    return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
-
-
 def make_batch(pairs: list[tuple[list[int], list[int]]]):
     """``((src, src_padding_mask, tgt_in), tgt_out)`` from (input ids, target ids) pairs, both
     without ``</s>``: the source and target get one, ``tgt_in`` = start (``<pad>``) + target shifted
@@ -176,12 +171,6 @@ def make_batch(pairs: list[tuple[list[int], list[int]]]):
     tgt_in = pad_batch([[PAD] + list(t) for _, t in pairs], PAD)
     tgt_out = pad_batch([list(t) + [EOS] for _, t in pairs], -100)
     return (src, src == PAD, tgt_in), tgt_out
-
-
-def seq2seq_loss(model, inputs, targets: torch.Tensor) -> torch.Tensor:
-    src, mask, tgt_in = inputs
-    logits = model(src, tgt_in, mask)
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
 
 
 @torch.no_grad()

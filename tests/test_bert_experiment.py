@@ -151,9 +151,9 @@ def test_tagger_location_of_a_perfect_and_a_blind_tagger():
     _, vocab, _ = be.load()
     data = bf.TaskData(vocab, "intruder", "val", limit=60)
 
-    class Oracle(torch.nn.Module):  # logits that point at the true intruder
+    class Oracle(torch.nn.Module):  # tagger_location passes the corrupted rows: point at their intruders
         def forward(self, ids, attention_mask=None):
-            gold = data.token_labels[: len(ids)] if len(ids) == len(data) else data.token_labels[data.labels == 0]
+            gold = data.token_labels[data.labels == 0]
             return torch.stack([torch.zeros_like(gold, dtype=torch.float), (gold == 1).float()], -1)
 
     assert bs.tagger_location(Oracle(), data) == 1.0

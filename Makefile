@@ -13,7 +13,8 @@ PIP_ARGS ?=
 # Seconds a single notebook cell may run under nbval before the test fails.
 CELL_TIMEOUT ?= 300
 # Run only some notebooks: make test-notebooks NB=notebooks/01_why_transformers.py
-NB ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
+ALL_NB := $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
+NB ?= $(ALL_NB)
 # Threads per notebook kernel: the chapters' models are tiny, and one thread avoids the large
 # slow-downs of threads waiting on each other when the machine is busy.
 NB_THREADS ?= 1
@@ -55,13 +56,19 @@ lab: sync
 test: $(STAMP)
 	$(MAKE) --no-print-directory test-unit test-kernels test-notebooks test-student test-book
 
+# Unit tests, plus the JupyterLab and packaging tests that a bare `pytest` leaves out (pyproject.toml).
 test-unit: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(WORKERS) -m "not kernels and not book and not student" --timeout=900 tests
 
 test-kernels: $(STAMP)
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest -m kernels --timeout=900 tests
 
+# A passing notebook leaves its executed copy in _build/executed (tools/nbreport.py), which the book
+# test builds from. Old copies go first (all of them for the full set, else those of NB), so that a
+# failed or partial run never leaves an earlier run's outputs behind; tools/build_book.py also
+# refuses copies older than their chapter, the library or data/.
 test-notebooks: $(STAMP)
+	$(if $(filter-out $(abspath $(NB)),$(abspath $(ALL_NB))),rm -f $(addprefix _build/executed/,$(notdir $(NB:.py=.ipynb))),rm -rf _build/executed)
 	$(BIN)/python tools/sync_notebooks.py $(NB)
 	PYTHONPATH=tools/offline_site ROADMAP_OFFLINE=1 OMP_NUM_THREADS=$(NB_THREADS) \
 	$(BIN)/python -m pytest -p tools.nbreport --nbval-lax --nbval-current-env \

@@ -13,7 +13,7 @@ N = 1k, 2k, 4k, 8k, 16k, causal and not. FLOPs: forward 4·B·H·N²·D, halved 
 
 Writes ``benchmarks/results/flash_<device>.json`` (device name, versions, one row per measurement,
 and each configuration's max error against SDPA) and ``flash_<device>.png``, each atomically.
-Chapter 13 reads the JSON with ``roadmap_lib.flash_viz``. A backend that cannot run a
+Chapter 13 reads the JSON with ``roadmap_lib.chapters.ch13_flashattention_kernels.plots``. A backend that cannot run a
 configuration (unsupported, out of memory) gets a row with ``tflops: null`` and its error message.
 """
 
@@ -181,8 +181,9 @@ def main(argv=None):
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     import torch.nn.functional as F
     import triton
-    from roadmap_lib.kernels import flash_attention
     from triton.testing import do_bench
+
+    from roadmap_lib.kernels import flash_attention
 
     device = torch.cuda.get_device_name()
     results = {

@@ -1,8 +1,8 @@
 """Benchmark: BPE training time and encoding throughput on the shipped corpus (data/jargon.txt).
 
 Compares, at vocabulary sizes 1k, 4k and 16k:
-- our incremental trainer (``roadmap_lib.bpe.train_merges``: pair counts updated in place, lazy heap),
-- the naive trainer (``roadmap_lib.bpe.naive_merges``: every pair recounted after every merge),
+- our incremental trainer (``roadmap_lib.tokenizers.bpe.train_merges``: pair counts updated in place, lazy heap),
+- the naive trainer (``roadmap_lib.tokenizers.bpe.naive_merges``: every pair recounted after every merge),
   run on the full corpus where it finishes in reasonable time (1k and 4k by default) and not
   extrapolated,
 - Hugging Face ``tokenizers`` (Rust, BpeTrainer with the same settings);
@@ -27,8 +27,9 @@ import regex
 
 import roadmap_lib
 from roadmap_lib import data_path
-from roadmap_lib.bpe import BPETokenizer, count_words, naive_merges, to_chars, train_merges
-from roadmap_lib.tokenizers import atomic_write
+from roadmap_lib.fileio import atomic_write_text
+from roadmap_lib.tokenizers.bpe import BPETokenizer, count_words, naive_merges, train_merges
+from roadmap_lib.tokenizers.byte_level import to_chars
 
 OUT = Path(__file__).resolve().parent / "results" / "tokenizers.json"
 
@@ -142,7 +143,7 @@ def main(argv=None) -> dict:
               f"{row['hf_encode_batch_lines']['MB_per_s_wall']:.2f} MB/s batch of lines")
         result["sizes"][str(v)] = row
     result["machine"]["load_average_at_end"] = list(os.getloadavg())
-    atomic_write(args.out, json.dumps(result, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
     return result
 

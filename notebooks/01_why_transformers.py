@@ -37,13 +37,11 @@ import torch
 from ipywidgets import IntSlider, interact
 
 from roadmap_lib import set_seed
-from roadmap_lib.exercises import check_close, check_function, check_true
-from roadmap_lib.recall import (
+from roadmap_lib.chapters.ch01_why_transformers.recall import (
     AttentionRecall,
     LSTMRecall,
     RecallConfig,
     accuracy_by_distance,
-    count_parameters,
     make_recall_batch,
     plot_accuracy_by_distance,
     plot_question,
@@ -51,7 +49,13 @@ from roadmap_lib.recall import (
     time_per_step,
     train_recall,
 )
-from roadmap_lib.timeline import load_timeline, plot_timeline, plot_tokens_per_parameter
+from roadmap_lib.chapters.ch01_why_transformers.timeline import (
+    load_timeline,
+    plot_timeline,
+    plot_tokens_per_parameter,
+)
+from roadmap_lib.exercises import check_close, check_function, check_true
+from roadmap_lib.measure import count_parameters
 
 set_seed(0)
 

@@ -46,25 +46,23 @@ from IPython.display import HTML, Markdown, display
 from ipywidgets import Textarea, interact
 
 from roadmap_lib import DATA_DIR, set_seed
-from roadmap_lib.bpe import GPT2_PATTERN, BPETokenizer, to_chars
-from roadmap_lib.embeddings import (
+from roadmap_lib.chapters.ch02_tokenization_embeddings.embeddings import (
     TinyLM,
     TinyLMConfig,
     bits_per_char,
-    count_parameters,
     pca_2d,
     train_lm,
 )
-from roadmap_lib.exercises import check_equal, check_function
-from roadmap_lib.tokenizer_study import (
+from roadmap_lib.chapters.ch02_tokenization_embeddings.study import (
     corpus_split,
     load_shipped,
     plot_tokens,
     tokens_html,
 )
-from roadmap_lib.tokenizers import CharTokenizer
-from roadmap_lib.unigram import UnigramTokenizer
-from roadmap_lib.wordpiece import WordPieceTokenizer
+from roadmap_lib.exercises import check_equal, check_function
+from roadmap_lib.measure import count_parameters
+from roadmap_lib.tokenizers import BPETokenizer, CharTokenizer, UnigramTokenizer, WordPieceTokenizer
+from roadmap_lib.tokenizers.byte_level import GPT2_PATTERN, to_chars
 
 set_seed(0)
 torch.set_num_threads(1)  # the models here are tiny: one thread is fastest (and reproducible)
@@ -102,7 +100,7 @@ print(regex.findall(GPT2_PATTERN, "Don't panic!  It's 2026:   x=42 🎉🎉"))
 # %% [markdown]
 # Training counts pre-tokens once (the Jargon File has about 29 000 distinct ones), then merges.
 # The textbook loop recounts every adjacent pair of every word after each merge. Ours
-# (`roadmap_lib.bpe.train_merges`) keeps the counts and, for each merge, only visits the words
+# (`roadmap_lib.tokenizers.bpe.train_merges`) keeps the counts and, for each merge, only visits the words
 # that contain the merged pair, updating the counts of the pairs around it; a max-heap with lazy
 # deletion finds the next most frequent pair. Ties go to the smaller pair in GPT-2's byte-character
 # order, exactly as Hugging Face `tokenizers` does, so the two learn **the same merges** — we check
@@ -282,7 +280,7 @@ assert agree > 0.6 and shared > 0.6
 # ## Vocabulary size: fertility and sequence length
 #
 # Bigger vocabularies mean fewer tokens per word (*fertility*), hence shorter sequences, at the
-# price of larger embedding tables and rarer tokens. `python -m roadmap_lib.tokenizer_study build`
+# price of larger embedding tables and rarer tokens. `python -m roadmap_lib build tokenizers`
 # trained the three tokenizers at five sizes on the training split and measured them on the held
 # out 10%; the 4k tokenizers are shipped in `data/tokenizers/`. (Unigram's smaller vocabularies
 # continue its EM and pruning from the larger ones, the path its training takes anyway.)
@@ -352,7 +350,7 @@ interact(lambda text: display(HTML(tokens_html(tokenizers_shown, text))),
 #
 # Which unit should a language model predict? We train the *same* small model — the previous
 # 16 tokens embedded, an MLP, a projection to the embedding width, scores against an output
-# embedding (`roadmap_lib.embeddings.TinyLM`, after {cite}`bengio2003neural`) — for the same
+# embedding (`roadmap_lib.chapters.ch02_tokenization_embeddings.embeddings.TinyLM`, after {cite}`bengio2003neural`) — for the same
 # number of steps on the same number of tokens per step, once on characters and once on BPE
 # tokens. The models differ only in their
 # embedding tables. To compare them we measure what both assign: the probability of the held-out

@@ -48,9 +48,14 @@ from transformers.models.t5.modeling_t5 import T5Attention
 
 from roadmap_lib import set_seed
 from roadmap_lib.attention import AttentionConfig, MultiHeadAttention, scaled_dot_product_attention
-from roadmap_lib.exercises import check_close, check_function
-from roadmap_lib.pos_experiment import ROWS, ExperimentConfig, load_results, score, train_scheme
-from roadmap_lib.pos_viz import (
+from roadmap_lib.chapters.ch03_positional_encodings.extrapolation import (
+    ROWS,
+    ExperimentConfig,
+    load_results,
+    score,
+    train_scheme,
+)
+from roadmap_lib.chapters.ch03_positional_encodings.plots import (
     plot_alibi,
     plot_context_extension,
     plot_extrapolation,
@@ -58,6 +63,7 @@ from roadmap_lib.pos_viz import (
     plot_sinusoidal,
     plot_t5_buckets,
 )
+from roadmap_lib.exercises import check_close, check_function
 from roadmap_lib.positional import (
     LearnedPositionalEmbedding,
     RoPEConfig,
@@ -137,7 +143,7 @@ assert not torch.allclose(out_of_shuffled, out[:, perm], atol=1e-3)
 
 # %%
 pe = sinusoidal_encoding(128, 64)
-fig = plot_sinusoidal(128, 64)
+plot_sinusoidal(128, 64)
 plt.show()
 assert pe.abs().max() <= 1.0
 big = sinusoidal_encoding(torch.tensor([10**6]), 64)
@@ -220,7 +226,7 @@ assert not torch.allclose(with_distances, plain, atol=1e-3)
 # (causal) only needs the past, so it spends all its buckets on one side.
 
 # %%
-fig = plot_t5_buckets(num_buckets=32, max_distance=128)
+plot_t5_buckets(num_buckets=32, max_distance=128)
 plt.show()
 rel = torch.arange(-300, 301)
 for bidirectional in (True, False):
@@ -251,7 +257,7 @@ print("buckets for distances -1, -8, -16, -64, -1000 (causal):",
 # pairs together decay with distance.
 
 # %%
-fig = plot_rope_rotation(position=5, pair=2, dim=16)
+plot_rope_rotation(position=5, pair=2, dim=16)
 plt.show()
 
 # %% [markdown]
@@ -344,7 +350,7 @@ assert torch.allclose(q_ours, q_hf, atol=1e-5) and torch.allclose(k_ours, k_hf, 
 # The figure shows, for each pair, the largest angle the model meets.
 
 # %%
-fig = plot_context_extension(dim=16, train_len=64, factor=4)
+plot_context_extension(dim=16, train_len=64, factor=4)
 plt.show()
 L_angle = rope_angles(torch.tensor([64]), RoPEConfig(16))[0]  # L·θ_i, the edge of the trained range
 pi = rope_angles(torch.tensor([255]), RoPEConfig(16, scaling="linear", factor=4))[0]
@@ -367,7 +373,7 @@ assert math.isclose(ntk_scaled_base(10000.0, 16, 4.0), 10000 * 4 ** (16 / 14))
 # other slope of $2m$, which is why 12 heads give two interleaved sequences below.
 
 # %%
-fig = plot_alibi(num_heads=12, seq_len=16)
+plot_alibi(num_heads=12, seq_len=16)
 plt.show()
 for n in (8, 16):
     s = alibi_slopes(n)
@@ -394,7 +400,7 @@ assert torch.allclose(w_ours, w_bloom, atol=1e-6)
 # ## The experiment: train short, test long
 #
 # Now the question that decides which scheme a long-context model uses: trained on short inputs,
-# what happens on longer ones? `roadmap_lib.pos_experiment` holds one tiny character-level
+# what happens on longer ones? `roadmap_lib.chapters.ch03_positional_encodings.extrapolation` holds one tiny character-level
 # language model (2 pre-norm layers, $d_\text{model} = 64$, 4 heads, about 110k parameters) whose
 # only difference from run to run is how positions enter. Each version is trained for 1000 steps on
 # random 64-character windows of the Jargon File, then scored (mean next-character loss, nats) on
@@ -403,7 +409,7 @@ assert torch.allclose(w_ours, w_bloom, atol=1e-6)
 # length factor.
 #
 # Training seven models takes several minutes, so the table was built once by
-# `python -m roadmap_lib.pos_experiment build` into `data/03_extrapolation.json`. To show that the
+# `python -m roadmap_lib build 03-extrapolation` into `data/03_extrapolation.json`. To show that the
 # file is what the code produces, we train one of them, ALiBi, live and compare.
 
 # %%
@@ -429,7 +435,7 @@ for name in ROWS:
     cells = "".join(f"{'—' if r[n] is None else format(r[n], '.3f'):>12}" for n in lengths)
     growth = "" if r[lengths[-1]] is None else f"{r[lengths[-1]] - r[lengths[0]]:+.3f}"
     print(f"{name:<11}{cells}{growth:>10}")
-fig = plot_extrapolation(rows, L)
+plot_extrapolation(rows, L)
 plt.show()
 
 # %% [markdown]
@@ -483,7 +489,7 @@ assert at1["alibi"] > at1["rope"] + 0.05
 # ones that break at 4×. In JupyterLab, the sliders redraw it.
 
 # %%
-fig = plot_rope_rotation(position=12, pair=3, dim=16)
+plot_rope_rotation(position=12, pair=3, dim=16)
 plt.show()
 
 # %% tags=["nbval-ignore-output", "remove-output"]

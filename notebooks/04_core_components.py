@@ -54,19 +54,17 @@ from roadmap_lib.attention import (
     scaled_dot_product_attention,
     sliding_window_mask,
 )
-from roadmap_lib.core_experiments import (
+from roadmap_lib.chapters.ch04_core_components.experiments import (
     BitClassifier,
     TinyLM,
     attention_scaling,
-    count_parameters,
     ffn_width_for_params,
-    fit_power_law,
     hf_layer_max_diff,
     offset_heads_attention,
     train_bit_task,
     train_lm,
 )
-from roadmap_lib.core_plots import (
+from roadmap_lib.chapters.ch04_core_components.plots import (
     plot_attention_heads,
     plot_loss_curves,
     plot_masks,
@@ -84,6 +82,8 @@ from roadmap_lib.layers import (
     relu,
     silu,
 )
+from roadmap_lib.measure import count_parameters
+from roadmap_lib.scaling import fit_power_law
 from roadmap_lib.training import evaluate
 
 set_seed(0)
@@ -145,7 +145,7 @@ for name, kw in masks.items():
 
 # %%
 pad = padding_mask(torch.tensor([6]), 8)  # one sequence of 6 real tokens, padded to 8
-mask_figure = plot_masks({
+plot_masks({
     "causal (GPT)": causal_mask(8),
     "padding (BERT)": ~pad.expand(8, 8),
     "sliding window 3": sliding_window_mask(8, 3),

@@ -33,7 +33,7 @@
 # positions (chapter 03), tokenisation (chapter 02).
 #
 # **Run time**: about 30 s on a laptop CPU. The fully trained model was trained beforehand on one
-# CPU core by `python -m roadmap_lib.translation_experiment build` (under two minutes); this chapter
+# CPU core by `python -m roadmap_lib build transformer-zetan` (under two minutes); this chapter
 # loads it, and also trains a short run live.
 
 # %%
@@ -45,12 +45,8 @@ import torch
 from ipywidgets import Dropdown, IntSlider, interact
 
 from roadmap_lib import set_seed
-from roadmap_lib.data import load_task
-from roadmap_lib.exercises import check_function, check_tensor
-from roadmap_lib.metrics import bleu_statistics, corpus_bleu, ngrams, sentence_bleu, tokenize_13a
-from roadmap_lib.models.encoder_decoder import Transformer
-from roadmap_lib.training import TrainConfig, evaluate, train
-from roadmap_lib.translation_experiment import (
+from roadmap_lib.chapters.ch05_encoder_decoder.plots import plot_cross_attention
+from roadmap_lib.chapters.ch05_encoder_decoder.translation import (
     BOS,
     EOS,
     PAD,
@@ -60,10 +56,15 @@ from roadmap_lib.translation_experiment import (
     bleu_of,
     load,
     make_batch,
-    seq2seq_loss,
     verb_alignment,
 )
-from roadmap_lib.translation_viz import plot_cross_attention, plot_training_curve
+from roadmap_lib.data import load_task
+from roadmap_lib.exercises import check_function, check_tensor
+from roadmap_lib.metrics import bleu_statistics, corpus_bleu, ngrams, sentence_bleu, tokenize_13a
+from roadmap_lib.models.encoder_decoder import Transformer
+from roadmap_lib.objectives import seq2seq_loss
+from roadmap_lib.training import TrainConfig, evaluate, train
+from roadmap_lib.viz import plot_training_log
 
 set_seed(0)
 torch.set_num_threads(1)  # a model this small runs as fast on one thread, and steadily on a busy CPU
@@ -73,7 +74,7 @@ torch.set_num_threads(1)  # a model this small runs as fast on one thread, and s
 # ## 1. The task: English to Zetan
 #
 # The book ships a translation task generated from a small English grammar (`data/tasks/translation`,
-# written by `python -m roadmap_lib.tasks build`). The target language, "Zetan", is invented: it
+# written by `python -m roadmap_lib build tasks`). The target language, "Zetan", is invented: it
 # puts the verb last (subject-object-verb), adjectives and determiners *after* their noun, adverbs
 # first, and marks plural nouns and the tense with suffixes. A translator must learn a lexicon *and*
 # how to reorder, which is exactly what attention is for.
@@ -140,7 +141,8 @@ print("live run, validation loss every 50 steps:", [round(v, 3) for v in live_va
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.8))
-plot_training_curve(record["log"], ax=ax)
+plot_training_log(record["log"], ax=ax, yscale="log", ylabel="cross-entropy (nats / target word)",
+                  title="Transformer on English -> Zetan")
 ax.plot(*live_result.series("val_loss"), "s--", ms=4, label="validation, live 200-step run")
 ax.legend()
 plt.show()

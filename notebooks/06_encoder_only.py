@@ -32,8 +32,8 @@
 # the training loop is chapter 07's.
 #
 # **Run time**: about 90 s on a laptop CPU. The encoder was pretrained beforehand by
-# `python -m roadmap_lib.bert_experiment build` (about 13 minutes on one CPU core) and the
-# fine-tuning sweep was run by `python -m roadmap_lib.bert_study build`; this chapter loads both
+# `python -m roadmap_lib build bert-word-jargon` (about 13 minutes on one CPU core) and the
+# fine-tuning sweep was run by `python -m roadmap_lib build 06-finetune`; this chapter loads both
 # and re-runs the fine-tuning of one setting live.
 
 # %%
@@ -44,7 +44,20 @@ import torch
 from ipywidgets import Text, interact
 
 from roadmap_lib import set_seed
-from roadmap_lib.bert_experiment import (
+from roadmap_lib.chapters.ch06_encoder_only.finetune import (
+    TaskData,
+    finetune,
+    make_model,
+    scores,
+    token_labels,
+)
+from roadmap_lib.chapters.ch06_encoder_only.plots import (
+    plot_learning_curves,
+    plot_mask_predictions,
+    plot_results,
+    plot_word_scores,
+)
+from roadmap_lib.chapters.ch06_encoder_only.pretrain import (
     CLS,
     MASK,
     PAD,
@@ -52,28 +65,10 @@ from roadmap_lib.bert_experiment import (
     UNK,
     MLMData,
     load,
-    mlm_loss,
     top_predictions,
     word_surprise,
 )
-from roadmap_lib.bert_finetune import (
-    TaskData,
-    distillation_loss,
-    finetune,
-    make_model,
-    parameter_count,
-    scores,
-    token_f1,
-    token_labels,
-)
-from roadmap_lib.bert_plots import (
-    plot_learning_curves,
-    plot_mask_predictions,
-    plot_mlm_curve,
-    plot_results,
-    plot_word_scores,
-)
-from roadmap_lib.bert_study import (
+from roadmap_lib.chapters.ch06_encoder_only.study import (
     RECIPE,
     TASK,
     curve,
@@ -83,10 +78,13 @@ from roadmap_lib.bert_study import (
     tagger_location,
     zero_shot_location,
 )
-from roadmap_lib.data import mlm_mask
 from roadmap_lib.exercises import check_close, check_function, check_tensor
+from roadmap_lib.measure import count_parameters
+from roadmap_lib.metrics import token_f1
 from roadmap_lib.models.bert import BertConfig
+from roadmap_lib.objectives import distillation_loss, mlm_loss, mlm_mask
 from roadmap_lib.training import evaluate
+from roadmap_lib.viz import plot_training_log
 
 set_seed(0)
 torch.set_num_threads(1)  # a model this small runs as fast on one thread, and steadily on a busy CPU
@@ -106,7 +104,7 @@ torch.set_num_threads(1)  # a model this small runs as fast on one thread, and s
 #
 # where $\tilde x$ is the corrupted sentence and $M$ the chosen positions. Our tokens are
 # whitespace words, lower-cased, punctuation stripped, with a 3,000-word vocabulary (the rest are
-# `[UNK]`); word $i$ of a sentence is token $i+1$, after `[CLS]`. `roadmap_lib.data.mlm_mask`
+# `[UNK]`); word $i$ of a sentence is token $i+1$, after `[CLS]`. `roadmap_lib.objectives.mlm_mask`
 # does the corruption; on a large batch its proportions come out as specified:
 
 # %%
@@ -143,10 +141,11 @@ unigram = counts / counts.sum()
 unigram_loss = -(unigram[ids[words]].log()).mean().item()
 mlm_val = evaluate(model, data.get_batch, mlm_loss, batches=record["eval"]["batches"], seed=record["eval"]["seed"])
 val_curve = {r["step"]: r["val_loss"] for r in record["log"] if "val_loss" in r}
-print(f"parameters {parameter_count(model):,}; steps {record['steps']}; "
+print(f"parameters {count_parameters(model):,}; steps {record['steps']}; "
       f"val MLM loss {mlm_val:.3f} (recorded {record['eval']['loss']:.3f}); unigram baseline {unigram_loss:.3f}")
 print("validation loss at steps", {s: round(v, 2) for s, v in val_curve.items()})
-plot_mlm_curve(record["log"], baseline=unigram_loss)
+plot_training_log(record["log"], baseline=(unigram_loss, "unigram baseline"),
+                  ylabel="masked-LM loss (nats)", title="Pretraining the word-level BERT")
 plt.show()
 train_end = sum(r["loss"] for r in record["log"][-500:]) / 500  # mean training loss, last 500 steps
 print(f"training loss over the last 500 steps {train_end:.2f}")
@@ -174,7 +173,7 @@ for text in probes:
 # %% [markdown]
 # ## 3. A task that needs to know which words fit: the intruder
 #
-# The *intruder* task (`data/tasks/intruder`, written by `python -m roadmap_lib.tasks build`) holds
+# The *intruder* task (`data/tasks/intruder`, written by `python -m roadmap_lib build tasks`) holds
 # 7,000 Jargon File sentences split 5,600 / 700 / 700. In half of them one word was replaced by an
 # intruder drawn uniformly from the 1,510 words that occur at least ten times in the corpus; the file
 # records the label (1 = original) and where the intruder sits. One dataset, two tasks:
@@ -322,7 +321,7 @@ for name, t in (("student alone", None), ("student distilled", teacher)):
     student.load_state_dict({k: v for k, v in teacher.state_dict().items() if not k.startswith("bert.blocks.1.")})
     finetune(student, train_set, "token", steps=300, lr=RECIPE["lr"], teacher=t)
     students[name] = scores(student, test_set, "token")["f1"]
-sizes = {"teacher": parameter_count(teacher), "student": parameter_count(student)}
+sizes = {"teacher": count_parameters(teacher), "student": count_parameters(student)}
 print(sizes, {"teacher": round(live["pretrained"]["f1"], 3), **{k: round(v, 3) for k, v in students.items()}})
 plot_results({"test F1 of 'changed'": {"teacher (2 layers)": live["pretrained"]["f1"], **students}},
              title="Distillation in miniature: a 1-layer student")

@@ -31,7 +31,7 @@
 # ALiBi and RoPE (chapter 03), character-level tokenisation (chapter 02).
 #
 # **Run time**: about 20 s on a laptop CPU. The model itself was trained beforehand, in minutes on
-# one CPU core, by `python -m roadmap_lib.zoo build gpt-char-jargon`; this chapter loads it.
+# one CPU core, by `python -m roadmap_lib build gpt-char-jargon`; this chapter loads it.
 
 # %%
 import json
@@ -41,28 +41,29 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 from ipywidgets import FloatSlider, IntSlider, interact
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
 from transformers import LlamaConfig as HFLlamaConfig
-from transformers import LlamaForCausalLM
 
 import roadmap_lib
-from roadmap_lib import set_seed, zoo
-from roadmap_lib.data import CharLMData, load_text
-from roadmap_lib.exercises import check_close, check_function, check_tensor
-from roadmap_lib.generation import greedy, next_token_logits, sample, top_p_filter
-from roadmap_lib.lm_analysis import (
+from roadmap_lib import set_seed
+from roadmap_lib.chapters.ch07_decoder_only import char_gpt
+from roadmap_lib.chapters.ch07_decoder_only.analysis import (
     corpus_words,
-    kv_cache_bytes,
-    plot_loss_curves,
     plot_next_token_distribution,
     plot_sweep,
     sample_stats,
     temperature_sweep,
 )
+from roadmap_lib.data import CharLMData, load_text
+from roadmap_lib.exercises import check_close, check_function, check_tensor
+from roadmap_lib.generation import greedy, next_token_logits, top_p_filter
+from roadmap_lib.measure import kv_cache_bytes
 from roadmap_lib.models import GPT, GPTConfig, Llama, LlamaConfig
 from roadmap_lib.models.hf import gpt_from_hf, gpt_to_hf, llama_from_hf
+from roadmap_lib.objectives import lm_loss
 from roadmap_lib.positional import alibi_bias
-from roadmap_lib.training import evaluate, lm_loss
+from roadmap_lib.training import evaluate
+from roadmap_lib.viz import plot_training_log
 
 set_seed(0)
 torch.set_num_threads(1)  # a model this small runs as fast on one thread, and steadily on a busy CPU
@@ -94,7 +95,7 @@ torch.set_num_threads(1)  # a model this small runs as fast on one thread, and s
 # The model of this chapter reads characters. Its configuration is stored with its weights:
 
 # %%
-model, vocab, record = zoo.load("gpt-char-jargon")
+model, vocab, record = char_gpt.load("gpt-char-jargon")
 config = model.config
 print(config)
 print(f"{model.num_parameters():,} parameters, vocabulary of {len(vocab)} characters")
@@ -128,7 +129,8 @@ assert earlier_diff < 1e-5 < last_diff
 # %%
 print({k: record["entry"]["train_config"][k] for k in ("max_steps", "lr", "warmup_steps", "weight_decay")},
       "batch", record["entry"]["batch_size"], "x", record["entry"]["context"], "characters")
-plot_loss_curves(record["log"])
+plot_training_log(record["log"], smooth=50, ylabel="cross-entropy (nats per character)",
+                  title="Training a character-level GPT")
 plt.show()
 
 # %% [markdown]

@@ -33,7 +33,7 @@
 # pretraining and the Jargon corpus split (chapter 06), relative positions (chapter 03).
 #
 # **Run time**: about 45 s on a laptop CPU. The seven pretrained and fine-tuned models were trained
-# beforehand on one CPU core by `python -m roadmap_lib.text_to_text build` (a few minutes each);
+# beforehand on one CPU core by `python -m roadmap_lib build all` (a few minutes each);
 # this chapter loads them, re-measures their scores on the test sets, and fine-tunes two short runs live.
 
 # %%
@@ -42,9 +42,15 @@ import torch
 from ipywidgets import Dropdown, FloatSlider, IntSlider, interact
 
 from roadmap_lib import set_seed
-from roadmap_lib.exercises import check_equal, check_function
-from roadmap_lib.positional import t5_relative_position_bucket
-from roadmap_lib.t2t_multitask import (
+from roadmap_lib.chapters.ch08_text_to_text.common import (
+    MASK,
+    SENTINELS,
+    bart_noise,
+    generate,
+    load,
+    t5_noise,
+)
+from roadmap_lib.chapters.ch08_text_to_text.multitask import (
     INITS,
     MultitaskData,
     copy_baseline,
@@ -52,24 +58,19 @@ from roadmap_lib.t2t_multitask import (
     scores,
     task_rows,
 )
-from roadmap_lib.t2t_multitask import TRAIN as FINETUNE
-from roadmap_lib.t2t_plots import (
+from roadmap_lib.chapters.ch08_text_to_text.multitask import TRAIN as FINETUNE
+from roadmap_lib.chapters.ch08_text_to_text.plots import (
     plot_buckets,
     plot_finetuning,
+    learned_bias,
     plot_learned_bias,
     plot_pretraining,
     plot_token_rows,
 )
-from roadmap_lib.t2t_pretrain import PretrainData, fill_in
-from roadmap_lib.text_to_text import (
-    MASK,
-    SENTINELS,
-    bart_infill,
-    generate,
-    load,
-    seq2seq_loss,
-    t5_noise,
-)
+from roadmap_lib.chapters.ch08_text_to_text.pretrain import PretrainData, fill_in
+from roadmap_lib.exercises import check_equal, check_function
+from roadmap_lib.objectives import seq2seq_loss
+from roadmap_lib.positional import t5_relative_position_bucket
 from roadmap_lib.training import TrainConfig, evaluate, train
 
 set_seed(0)
@@ -108,7 +109,7 @@ sentence = span_data.texts["val"][57]
 ids = vocab.encode(sentence)
 g = torch.Generator().manual_seed(3)
 t5_in, t5_out = t5_noise(ids, generator=g)
-bart_in, bart_out = bart_infill(ids, generator=g)
+bart_in, bart_out = bart_noise(ids, generator=g)
 show = {"original": ids, "T5 input": t5_in, "T5 target": t5_out, "BART input": bart_in, "BART target": bart_out}
 for label, seq in show.items():
     print(f"{label:<12} {vocab.decode(seq, keep_special=True)}")
@@ -160,7 +161,8 @@ assert (dec[rel > 0] == 0).all() and (dec[rel <= -cfg.max_distance] == 15).all()
 # head's bias as a function of the distance to the key:
 
 # %%
-bias = plot_learned_bias(model_span, span=20)
+bias = learned_bias(model_span, span=20)
+plot_learned_bias(bias)
 plt.show()
 left, right = bias[:, 15:20].mean(1), bias[:, 21:26].mean(1)  # distances -5..-1 and 1..5
 print("mean bias, 1-5 words to the left: ", [round(v, 2) for v in left.tolist()])
@@ -364,7 +366,7 @@ def corrupt_and_fill(index=57, noise_density=0.15, mean_span=3.0, mask_ratio=0.3
     ids = vocab.encode(explore_sentences[index])
     g = torch.Generator().manual_seed(seed)
     t5_in, t5_out = t5_noise(ids, noise_density=noise_density, mean_span=mean_span, generator=g)
-    bart_in, _ = bart_infill(ids, mask_ratio=mask_ratio, poisson_lambda=poisson_lambda, generator=g)
+    bart_in, _ = bart_noise(ids, mask_ratio=mask_ratio, poisson_lambda=poisson_lambda, generator=g)
     t5_text, bart_text = (vocab.decode(x, keep_special=True) for x in (t5_in, bart_in))
     rows = [("original", vocab.decode(ids)), ("T5 input", t5_text),
             ("T5 target", vocab.decode(t5_out, keep_special=True)),

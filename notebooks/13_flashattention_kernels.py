@@ -53,9 +53,17 @@ from ipywidgets import IntSlider, interact
 import roadmap_lib.kernels.flash as flash_kernels
 import roadmap_lib.kernels.fused_softmax as softmax_kernels
 from roadmap_lib import set_seed
-from roadmap_lib.exercises import check_close, check_tensor, check_true
-from roadmap_lib.flash_experiments import errors_against_sdpa, half_precision_errors
-from roadmap_lib.flash_viz import (
+from roadmap_lib.chapters.ch13_flashattention_kernels.experiments import (
+    errors_against_sdpa,
+    half_precision_errors,
+)
+from roadmap_lib.chapters.ch13_flashattention_kernels.io_complexity import (
+    attention_flops,
+    flash_attention_traffic,
+    flash_reads_closed_form,
+    naive_attention_traffic,
+)
+from roadmap_lib.chapters.ch13_flashattention_kernels.plots import (
     find_flash_results,
     flash_results_markdown,
     load_flash_results,
@@ -63,12 +71,7 @@ from roadmap_lib.flash_viz import (
     plot_hbm_traffic,
     plot_online_softmax_step,
 )
-from roadmap_lib.io_complexity import (
-    attention_flops,
-    flash_attention_traffic,
-    flash_reads_closed_form,
-    naive_attention_traffic,
-)
+from roadmap_lib.exercises import check_close, check_tensor, check_true
 from roadmap_lib.kernels import INTERPRET, flash_attention, softmax
 from roadmap_lib.kernels.reference import (
     naive_attention,
@@ -203,7 +206,7 @@ assert torch.allclose(o_tiled, o_sdpa, atol=1e-12)
 # memory. The naive implementation runs three kernels and sends the $L_q\times L_k$ matrices $S$
 # and $P$ through HBM four times (write $S$, read it, write $P$, read it). The tiled one reads each
 # query block once and the keys and values once per query block, and writes only $O$ and the
-# log-sum-exp. `roadmap_lib.io_complexity` counts both, the tiled one by walking the kernel's loops
+# log-sum-exp. `roadmap_lib.chapters.ch13_flashattention_kernels.io_complexity` counts both, the tiled one by walking the kernel's loops
 # (tiles of $B_m = 128$ queries, 64 keys). For bfloat16 inputs, batch 4, 32 heads:
 
 # %%
@@ -241,7 +244,7 @@ assert B * H * 16384**2 * 2 > 64e9
 # diagonal and halves the tiled traffic again:
 
 # %%
-fig = plot_hbm_traffic([256, 512, 1024, 2048, 4096, 8192, 16384], d=64)
+plot_hbm_traffic([256, 512, 1024, 2048, 4096, 8192, 16384], d=64)
 plt.show()
 
 # %% [markdown]
@@ -335,7 +338,7 @@ assert all(max(e.values()) < 2e-2 for (_, dt), e in results.items() if dt == tor
 accuracy = half_precision_errors(flash_attention, lengths=[32, 64, 128, 256], d=64)
 for n, e_kernel, e_naive in zip(accuracy["lengths"], accuracy["kernel"], accuracy["naive"]):
     print(f"N={n:4d}: mean |error| kernel {e_kernel:.2e}, naive float16 {e_naive:.2e}")
-fig = plot_half_precision_errors(accuracy)
+plot_half_precision_errors(accuracy)
 plt.show()
 assert all(a < 0.7 * b for a, b in zip(accuracy["kernel"], accuracy["naive"]))
 
@@ -373,7 +376,7 @@ else:
 
 # %%
 scores = 3 * torch.randn(40, generator=torch.Generator().manual_seed(3))
-fig = plot_online_softmax_step(scores, block_size=8, step=1)
+plot_online_softmax_step(scores, block_size=8, step=1)
 plt.show()
 
 # %% tags=["nbval-ignore-output", "remove-output"]

@@ -3,17 +3,17 @@
 ``CharLMData`` turns ``data/jargon.txt`` into a train/validation split of character ids and draws
 batches of random windows from a ``torch.Generator`` (so a seed fixes every batch). The task files
 in ``data/tasks/`` come from the seeded generators in :mod:`roadmap_lib.tasks`
-(``python -m roadmap_lib.tasks build``); :func:`load_task` reads them back.
+(``python -m roadmap_lib build tasks``); :func:`load_task` reads them back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from . import data_path
+from .tokenizers.char import CharTokenizer
 
 
 def load_text(name: str = "jargon.txt") -> str:
@@ -21,33 +21,34 @@ def load_text(name: str = "jargon.txt") -> str:
     return data_path(name).read_text(encoding="utf-8")
 
 
-@dataclass(frozen=True)
-class CharVocab:
-    """A character-level vocabulary: id ``i`` is ``chars[i]``; the chars are sorted."""
+class CharVocab(CharTokenizer):
+    """The vocabulary of the character-level language models: id ``i`` is ``chars[i]``, the chars
+    sorted, no unknown token (an unseen character raises ValueError). A
+    :class:`~roadmap_lib.tokenizers.CharTokenizer` with ``unk_token=None`` (so ``itos``, ``stoi``,
+    ``decode``, ``save``/``load`` are its), built from a string of characters, whose ``encode``
+    gives the 1-D int64 tensor the LM batches are cut from."""
 
-    chars: str
+    def __init__(self, chars: str):
+        super().__init__(unk_token=None)
+        self._set_vocab(list(chars))
+
+    @property
+    def chars(self) -> str:
+        return "".join(self.itos)
 
     @classmethod
     def from_text(cls, text: str) -> CharVocab:
         return cls("".join(sorted(set(text))))
 
-    def __len__(self) -> int:
-        return len(self.chars)
-
     def encode(self, text: str) -> torch.Tensor:
         """Ids of ``text`` as a 1-D int64 tensor; raises ``ValueError`` on characters not in the vocab."""
-        index = {c: i for i, c in enumerate(self.chars)}
-        try:
-            return torch.tensor([index[c] for c in text], dtype=torch.long)
-        except KeyError as err:
-            raise ValueError(f"text: character {err.args[0]!r} is not in the vocabulary") from None
+        return torch.tensor(super().encode(text), dtype=torch.long)
 
-    def decode(self, ids) -> str:
-        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
-        bad = [i for i in ids if not 0 <= i < len(self.chars)]
-        if bad:
-            raise ValueError(f"ids: expected ids in [0, {len(self.chars)}), got {bad[:5]}")
-        return "".join(self.chars[i] for i in ids)
+    @classmethod
+    def from_dict(cls, d: dict) -> CharVocab:
+        if d.get("unk_token") is not None:
+            raise ValueError(f"unk_token: a CharVocab has none, the file has {d['unk_token']!r}")
+        return cls("".join(d["vocab"]))
 
 
 class CharLMData:
@@ -110,59 +111,12 @@ def load_task(name: str, split: str) -> list[dict[str, str]]:
     return [dict(zip(columns, line.split("\t"))) for line in lines]
 
 
-# --- pretraining objectives: masked LM (BERT) and span corruption (T5) ------------------------
+def pad_batch(seqs: list[list[int]], value: int) -> torch.Tensor:
+    """Id lists of different lengths as one (batch, longest) int64 tensor, right-padded with ``value``."""
+    if not seqs:
+        raise ValueError("seqs: expected at least one sequence, got none")
+    width = max(len(s) for s in seqs)
+    return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
 
 
-def mlm_mask(ids: torch.Tensor, *, vocab_size: int, mask_id: int, special_ids: tuple[int, ...] = (),
-             p: float = 0.15, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT's masking: choose ``p`` of the (non-special) positions; of those, 80 % become
-    ``mask_id``, 10 % a random token, 10 % stay. Returns ``(inputs, labels)``, labels -100 where
-    nothing is predicted (what ``cross_entropy(ignore_index=-100)`` skips)."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p: expected a probability in (0, 1), got {p!r}")
-    if ids.dtype != torch.long:
-        raise ValueError(f"ids: expected an int64 tensor, got {ids.dtype}")
-    special = torch.isin(ids, torch.tensor(list(special_ids), dtype=torch.long))
-    chosen = (torch.rand(ids.shape, generator=generator) < p) & ~special
-    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
-    action = torch.rand(ids.shape, generator=generator)
-    random_tokens = torch.randint(0, vocab_size, ids.shape, generator=generator)
-    inputs = torch.where(chosen & (action < 0.8), torch.full_like(ids, mask_id), ids)
-    inputs = torch.where(chosen & (action >= 0.8) & (action < 0.9), random_tokens, inputs)
-    return inputs, labels
-
-
-def span_corrupt(ids: list[int], *, sentinel_ids: list[int], noise_density: float = 0.15,
-                 mean_span: float = 3.0, generator: torch.Generator | None = None) -> tuple[list[int], list[int]]:
-    """T5's span corruption of one sequence: about ``noise_density`` of the tokens, in spans of
-    mean length ``mean_span``, are replaced in the input by one sentinel each; the target lists
-    each sentinel followed by the tokens it hides. E.g. ``a b c d e`` -> ``a <0> d e`` / ``<0> b c``.
-    """
-    n = len(ids)
-    if n < 2:
-        raise ValueError(f"ids: expected at least 2 tokens, got {n}")
-    if not 0.0 < noise_density < 1.0:
-        raise ValueError(f"noise_density: expected a fraction in (0, 1), got {noise_density!r}")
-    n_noise = min(n - 1, max(1, round(n * noise_density)))  # at least one token hidden, one kept
-    n_spans = max(1, min(round(n_noise / mean_span), n_noise, n - n_noise, len(sentinel_ids)))
-
-    def split(total: int, parts: int) -> list[int]:  # random composition of total into parts >= 1
-        cuts = torch.randperm(total - 1, generator=generator)[: parts - 1].add(1).sort().values.tolist()
-        bounds = [0, *cuts, total]
-        return [b - a for a, b in zip(bounds, bounds[1:])]
-
-    noise_lengths = split(n_noise, n_spans)
-    keep_lengths = split(n - n_noise + 1, n_spans + 1)  # +1 so the first kept run may be empty
-    keep_lengths[0] -= 1
-    inputs, targets, pos = [], [], 0
-    for i in range(n_spans):
-        inputs += ids[pos : pos + keep_lengths[i]]
-        pos += keep_lengths[i]
-        inputs.append(sentinel_ids[i])
-        targets += [sentinel_ids[i], *ids[pos : pos + noise_lengths[i]]]
-        pos += noise_lengths[i]
-    inputs += ids[pos:]
-    return inputs, targets
-
-
-__all__ = ["CharLMData", "CharVocab", "load_task", "load_text", "mlm_mask", "span_corrupt", "tasks_dir"]
+__all__ = ["CharLMData", "CharVocab", "load_task", "load_text", "pad_batch", "tasks_dir"]

@@ -194,5 +194,29 @@ def sequence_perplexity(logits: torch.Tensor, targets: torch.Tensor, ignore_inde
     return perplexity(nll)
 
 
-__all__ = ["BLEUScore", "bleu_from_statistics", "bleu_statistics", "corpus_bleu", "ngrams", "perplexity",
+def accuracy(pred: torch.Tensor, gold: torch.Tensor, *, ignore_index: int = -100) -> float:
+    """Share of positions where ``pred == gold``, over the positions where ``gold != ignore_index``."""
+    if pred.shape != gold.shape:
+        raise ValueError(f"pred: expected the shape of gold {tuple(gold.shape)}, got {tuple(pred.shape)}")
+    keep = gold != ignore_index
+    if not keep.any():
+        raise ValueError("gold: every position is ignore_index, there is nothing to score")
+    return (pred[keep] == gold[keep]).float().mean().item()
+
+
+def token_f1(pred: torch.Tensor, gold: torch.Tensor, *, positive: int = 1, ignore_index: int = -100) -> float:
+    """F1 of the ``positive`` class over positions where ``gold != ignore_index``; 0.0 when no
+    prediction is right (precision or recall undefined or zero), as scikit-learn's ``zero_division=0``."""
+    if pred.shape != gold.shape:
+        raise ValueError(f"pred: expected the shape of gold {tuple(gold.shape)}, got {tuple(pred.shape)}")
+    keep = gold != ignore_index
+    p, g = pred[keep] == positive, gold[keep] == positive
+    tp = (p & g).sum().item()
+    if tp == 0:
+        return 0.0
+    precision, recall = tp / p.sum().item(), tp / g.sum().item()
+    return 2 * precision * recall / (precision + recall)
+
+
+__all__ = ["BLEUScore", "accuracy", "token_f1", "bleu_from_statistics", "bleu_statistics", "corpus_bleu", "ngrams", "perplexity",
            "sentence_bleu", "sequence_perplexity", "tokenize_13a"]

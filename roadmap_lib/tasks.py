@@ -19,7 +19,7 @@ punctuation are kept). Label 1 = original, 0 = one word replaced; ``position`` i
 word's index (-1 for originals) and ``original`` the word that was there. Spotting the intruder
 needs to know which words fit a context, which is what masked-LM pretraining teaches.
 
-``python -m roadmap_lib.tasks build`` rewrites all three from their seeds; the output is byte-identical
+``python -m roadmap_lib build tasks`` rewrites all three from their seeds; the output is byte-identical
 on every machine (pure-Python ``random.Random``, no floating point).
 """
 
@@ -28,11 +28,12 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-import sys
+import tempfile
 from pathlib import Path
 
 from . import DATA_DIR
 from .fileio import atomic_write_text
+from .zoo import Artifact, check
 
 TRANSLATION_SEED = 5
 ACCEPTABILITY_SEED = 6
@@ -240,15 +241,24 @@ def build(out_dir: Path | None = None) -> list[Path]:
     return paths
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] != ["build"]:
-        print("usage: python -m roadmap_lib.tasks build [OUT_DIR]", file=sys.stderr)
-        return 2
-    for p in build(Path(argv[1]) if len(argv) > 1 else None):
-        digest = hashlib.sha256(p.read_bytes()).hexdigest()
-        print(f"{p}  {p.stat().st_size} bytes  sha256 {digest}")
-    return 0
+def _build_artifact(root: Path) -> None:
+    build(root / "tasks")
 
 
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+def _verify_artifact(root: Path):
+    """Regenerate every task file from its seed in a scratch folder; each must be byte-identical."""
+    with tempfile.TemporaryDirectory() as scratch:
+        fresh = {p.relative_to(scratch).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                 for p in build(Path(scratch))}
+    return [check(f"tasks/{name} identical to a fresh build",
+                  float(hashlib.sha256((root / "tasks" / name).read_bytes()).hexdigest() == digest),
+                  1.0, 0) for name, digest in sorted(fresh.items())]
+
+
+#: The task files, one artifact (core: chapters 05, 06 and 08 read them).
+ARTIFACT = Artifact(
+    "tasks", "core", "generated task files: English -> Zetan translation, acceptability "
+    "(word-swap) and intruder (word-replaced) sentences, train/val/test",
+    tuple(f"tasks/{name}/{split}.tsv" for name in GENERATORS for split in ("train", "val", "test")),
+    _build_artifact, _verify_artifact,
+)

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .checkpoint import load_training_state, save_training_state
+from .objectives import lm_loss
 from .optim import AdamW, clip_grad_norm, param_groups_with_decay, set_lr, warmup_cosine
 
 
@@ -72,12 +72,6 @@ class TrainResult:
         """``(steps, values)`` of one logged quantity, e.g. ``result.series("val_loss")``."""
         rows = [r for r in self.log if key in r]
         return [r["step"] for r in rows], [r[key] for r in rows]
-
-
-def lm_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy; ``model(inputs)`` gives logits (batch, seq, vocab)."""
-    logits = model(inputs)
-    return F.cross_entropy(logits.flatten(0, -2), targets.flatten(), ignore_index=-100)
 
 
 @torch.no_grad()
@@ -175,4 +169,4 @@ def train(
     return result
 
 
-__all__ = ["TrainConfig", "TrainResult", "evaluate", "lm_loss", "train"]
+__all__ = ["TrainConfig", "TrainResult", "evaluate", "train"]

@@ -1,170 +1,216 @@
-"""The zoo: tiny trained checkpoints the chapters load instead of training for minutes.
+"""The zoo: every file the project ships in ``data/`` that a command made, in one registry.
 
-Each entry is a recipe (model config, data, training config, seed). ``python -m roadmap_lib.zoo
-build NAME`` trains it and writes ``data/zoo/NAME.safetensors`` (weights, config in the header) and
-``data/zoo/NAME.json`` (config, vocabulary, recorded evaluation loss, training log, command).
-``load(NAME)`` gives the model back; ``verify(NAME)`` recomputes the evaluation loss and checks it
-against the recorded one (``tests/test_zoo.py`` does this for every shipped entry).
+Checkpoints, results files, trained tokenizers and generated task files are *artifacts*. Each is
+registered once (``roadmap_lib.chapters.artifacts()`` lists them all) with
+
+- ``files``: the paths it writes, relative to ``data/``;
+- ``build(root)``: a seeded function that writes those files under ``root`` (a staging folder laid
+  out like ``data/``);
+- ``verify(root)``: a function that re-measures the artifact's recorded metrics from the files
+  under ``root`` and returns one :class:`Check` per metric.
+
+``python -m roadmap_lib list|build|verify NAME|all`` is the one command for all of them. A build
+writes into a staging folder inside ``data/``, checks every file against the size cap, and only
+then moves the files over the shipped ones (``os.replace``): a failed or oversized build leaves
+``data/`` as it was.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-import time
-from dataclasses import asdict, dataclass, field
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from . import DATA_DIR, set_seed
+from .checkpoint import load_model, read_model_metadata
 
-from . import DATA_DIR
-from .checkpoint import load_model, save_model
-from .data import CharLMData, CharVocab
-from .fileio import atomic_write_text
-from .models import GPT, GPTConfig
-from .training import TrainConfig, evaluate, train
-
-EVAL_BATCHES = 40
-EVAL_SEED = 1
+#: The largest file a build may ship (DESIGN.md: each checkpoint at most 5 MB).
 MAX_BYTES = 5 * 2**20
 
 
-@dataclass
-class ZooEntry:
+@dataclass(frozen=True)
+class Check:
+    """One re-measured metric of an artifact: ``got`` now, ``recorded`` in the shipped files."""
+
+    metric: str
+    got: float
+    recorded: float
+    tol: float
+
+    @property
+    def ok(self) -> bool:
+        return math.isfinite(self.got) and abs(self.got - self.recorded) <= self.tol
+
+    def __str__(self) -> str:
+        mark = "ok" if self.ok else "MISMATCH"
+        return f"{self.metric}: {self.got:.6g} (recorded {self.recorded:.6g}, tolerance {self.tol:g}) {mark}"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    chapter: str  # "07", or "core" for data every chapter uses
     description: str
-    model: str  # "gpt"
-    model_config: dict
-    train_config: dict
-    context: int
-    batch_size: int
-    corpus: str = "jargon.txt"
+    files: tuple[str, ...]
+    build: Callable[[Path], object]
+    verify: Callable[[Path], list[Check]]
+    needs: tuple[str, ...] = ()  # artifacts the build reads (built first by `build all`)
     seed: int = 0
-    chapters: list[str] = field(default_factory=list)
+    max_bytes: int = MAX_BYTES
+
+    def __post_init__(self) -> None:
+        if not self.files:
+            raise ValueError(f"files: artifact {self.name!r} must name at least one file")
+        for f in self.files:
+            if Path(f).is_absolute() or ".." in Path(f).parts:
+                raise ValueError(f"files: expected paths inside data/, got {f!r} for {self.name!r}")
+
+    @property
+    def command(self) -> str:
+        return f"python -m roadmap_lib build {self.name}"
 
 
-ENTRIES = {
-    "gpt-char-jargon": ZooEntry(
-        description="character-level GPT (GPT-2 architecture, 4 layers, 4 heads, 128 dims, "
-                    "context 64) trained on the Jargon File",
-        model="gpt",
-        model_config=dict(n_layers=4, n_heads=4, d_model=128, dropout=0.0),
-        train_config=dict(max_steps=2500, lr=3e-3, min_lr_ratio=0.1, warmup_steps=100,
-                          weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0, eval_interval=100,
-                          eval_batches=EVAL_BATCHES),
-        context=64, batch_size=16, chapters=["07"],
-    ),
-}
+def recorded_seconds(artifact: Artifact, data_dir: Path | None = None) -> float | None:
+    """The build time its JSON records hold (``seconds`` / ``train_seconds``, summed), if any."""
+    import json
+
+    data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
+    total, found = 0.0, False
+    for f in artifact.files:
+        if not f.endswith(".json") or not (data_dir / f).is_file():
+            continue
+        record = json.loads((data_dir / f).read_text(encoding="utf-8"))
+        for key in ("seconds", "train_seconds"):
+            value = record.get(key) if isinstance(record, dict) else None
+            if isinstance(value, dict):
+                value = sum(v if isinstance(v, (int, float)) else sum(v.values())
+                            for v in value.values())
+            if isinstance(value, (int, float)):
+                total, found = total + value, True
+    return total if found else None
 
 
-def zoo_dir() -> Path:
-    return DATA_DIR / "zoo"
+def load_checkpoint(name: str, model_from_config: Callable[[dict], object], *,
+                    vocab_from_list: Callable[[list], object] | None = None,
+                    zoo_dir: Path | None = None):
+    """``(model in eval mode, vocabulary or None, record)`` of a shipped ``zoo/NAME`` checkpoint.
 
-
-def _check_name(name: str) -> ZooEntry:
-    if name not in ENTRIES:
-        raise ValueError(f"name: expected one of {sorted(ENTRIES)}, got {name!r}")
-    return ENTRIES[name]
-
-
-def _data(entry: ZooEntry, vocab: CharVocab | None = None) -> CharLMData:
-    return CharLMData(context=entry.context, batch_size=entry.batch_size, vocab=vocab)
-
-
-def _batches(data: CharLMData):
-    """Training batches of the entry's size; validation batches always of 12 (comparable losses)."""
-    return lambda split, g: data.get_batch(split, g, batch_size=None if split == "train" else 12)
-
-
-def _build_model(entry: ZooEntry, vocab_size: int) -> GPT:
-    if entry.model != "gpt":
-        raise ValueError(f"model: unknown zoo model kind {entry.model!r}")
-    return GPT(GPTConfig(vocab_size=vocab_size, context_length=entry.context, **entry.model_config))
-
-
-def build(name: str, out_dir: Path | None = None, progress: bool = True,
-          max_steps: int | None = None) -> Path:
-    """Train entry ``name`` from its seed and write its two files; return the JSON's path.
-
-    ``max_steps`` shortens training (smoke tests); shipped entries use the recipe's.
+    ``model_from_config`` builds the model from the config stored in the weights' header;
+    ``vocab_from_list`` rebuilds the tokenizer from the record's ``vocab`` (its tokens in id
+    order) and must give back exactly that list, so that no id can move.
     """
-    entry = _check_name(name)
-    out_dir = Path(out_dir) if out_dir else zoo_dir()
-    torch.manual_seed(entry.seed)
-    data = _data(entry)
-    model = _build_model(entry, len(data.vocab))
-    overrides = {} if max_steps is None else dict(max_steps=max_steps, warmup_steps=0)
-    cfg = TrainConfig(**{**entry.train_config, **overrides}, seed=entry.seed, progress=progress)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # reproducible sums, and no contention on a shared machine
+    import json
+
+    zoo_dir = Path(zoo_dir) if zoo_dir is not None else DATA_DIR / "zoo"
+    meta, weights = zoo_dir / f"{name}.json", zoo_dir / f"{name}.safetensors"
+    if not meta.is_file() or not weights.is_file():
+        raise FileNotFoundError(f"checkpoint {name!r} is not built in {zoo_dir}: "
+                                f"run `python -m roadmap_lib build {name}`")
+    record = json.loads(meta.read_text(encoding="utf-8"))
+    config, _ = read_model_metadata(weights)
+    model = model_from_config(config)
+    load_model(model, weights)
+    vocab = None
+    if vocab_from_list is not None:
+        vocab = vocab_from_list(record["vocab"])
+        itos = getattr(vocab, "itos", None) or getattr(vocab, "chars", None)
+        if list(itos) != list(record["vocab"]):
+            raise ValueError(f"{meta}: the rebuilt vocabulary does not give back the stored one "
+                             "(token ids would move)")
+    return model.eval(), vocab, record
+
+
+def check(metric: str, got: float, recorded: float, tol: float) -> Check:
+    """A :class:`Check` with plain floats (from tensors, numpy or ints)."""
+    return Check(metric, float(got), float(recorded), float(tol))
+
+
+def registry(artifacts: Iterable[Artifact]) -> dict[str, Artifact]:
+    """``{name: artifact}``, refusing two artifacts with one name or one file."""
+    out: dict[str, Artifact] = {}
+    owner: dict[str, str] = {}
+    for a in artifacts:
+        if a.name in out:
+            raise ValueError(f"name: artifact {a.name!r} is registered twice")
+        for f in a.files:
+            if f in owner:
+                raise ValueError(f"files: {f!r} is written by both {owner[f]!r} and {a.name!r}")
+            owner[f] = a.name
+        out[a.name] = a
+    for a in out.values():
+        missing = [n for n in a.needs if n not in out]
+        if missing:
+            raise ValueError(f"needs: artifact {a.name!r} needs unknown artifacts {missing}")
+    return out
+
+
+def build_order(artifacts: dict[str, Artifact], names: Iterable[str]) -> list[Artifact]:
+    """``names`` and what they need, dependencies first."""
+    order: list[Artifact] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise ValueError(f"needs: a cycle {' -> '.join((*path, name))}")
+        if name not in artifacts:
+            raise ValueError(f"name: expected one of {sorted(artifacts)}, got {name!r}")
+        if artifacts[name] in order:
+            return
+        for dep in artifacts[name].needs:
+            visit(dep, (*path, name))
+        order.append(artifacts[name])
+
+    for n in names:
+        visit(n, ())
+    return order
+
+
+def build(artifact: Artifact, data_dir: Path | None = None) -> list[Path]:
+    """Build ``artifact`` from its seed and install its files in ``data_dir`` (default ``data/``).
+
+    The files are written to a staging folder inside ``data_dir`` first; each is checked to exist
+    and to be at most ``artifact.max_bytes`` before any shipped file is replaced.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
+    data_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".build-{artifact.name}-", dir=data_dir))
     try:
-        start = time.perf_counter()
-        result = train(model, _batches(data), cfg)
-        seconds = time.perf_counter() - start
-        eval_loss = evaluate(model, _batches(data), batches=EVAL_BATCHES, seed=EVAL_SEED)
+        for f in artifact.files:
+            (staging / f).parent.mkdir(parents=True, exist_ok=True)
+        set_seed(artifact.seed)
+        artifact.build(staging)
+        missing = [f for f in artifact.files if not (staging / f).is_file()]
+        if missing:
+            raise RuntimeError(f"build of {artifact.name!r} did not write {missing}")
+        too_big = {f: (staging / f).stat().st_size for f in artifact.files
+                   if (staging / f).stat().st_size > artifact.max_bytes}
+        if too_big:
+            raise RuntimeError(f"build of {artifact.name!r}: {too_big} over the "
+                               f"{artifact.max_bytes} byte limit; nothing in {data_dir} was replaced")
+        installed = []
+        for f in artifact.files:
+            (data_dir / f).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / f, data_dir / f)
+            installed.append(data_dir / f)
+        return installed
     finally:
-        torch.set_num_threads(threads)
-    info = dict(
-        name=name, description=entry.description, entry=asdict(entry),
-        model_config=model.config.to_dict(), vocab=data.vocab.chars,
-        eval=dict(split="val", batches=EVAL_BATCHES, batch_size=12, seed=EVAL_SEED, loss=eval_loss),
-        train_seconds=round(seconds, 1), steps=result.step, log=result.log,
-        command=f"python -m roadmap_lib.zoo build {name}", torch=torch.__version__,
-    )
-    weights = out_dir / f"{name}.safetensors"
-    save_model(model, weights, config=model.config.to_dict(), extra={"vocab": data.vocab.chars})
-    if weights.stat().st_size > MAX_BYTES:
-        raise RuntimeError(f"{weights} is {weights.stat().st_size} bytes, over the {MAX_BYTES} limit")
-    path = out_dir / f"{name}.json"
-    atomic_write_text(path, json.dumps(info, indent=1) + "\n")
-    return path
+        shutil.rmtree(staging, ignore_errors=True)
 
 
-def info(name: str, zoo: Path | None = None) -> dict:
-    """The JSON record of a shipped entry: config, vocabulary, recorded eval loss, training log."""
-    _check_name(name)
-    path = (Path(zoo) if zoo else zoo_dir()) / f"{name}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"zoo entry {name!r} is not built: run `python -m roadmap_lib.zoo build {name}`")
-    return json.loads(path.read_text(encoding="utf-8"))
+def verify(artifact: Artifact, data_dir: Path | None = None) -> list[Check]:
+    """Re-measure ``artifact``'s recorded metrics from its files in ``data_dir`` (default ``data/``)."""
+    data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
+    missing = [f for f in artifact.files if not (data_dir / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"artifact {artifact.name!r} is not built in {data_dir}: missing "
+                                f"{missing}; run `{artifact.command}`")
+    checks = list(artifact.verify(data_dir))
+    if not checks:
+        raise RuntimeError(f"verify of {artifact.name!r} re-measured nothing")
+    return checks
 
 
-def load(name: str, zoo: Path | None = None) -> tuple[GPT, CharVocab, dict]:
-    """``(model, vocab, info)`` of a shipped entry, the model in eval mode."""
-    record = info(name, zoo)
-    model = GPT(GPTConfig(**record["model_config"]))
-    load_model(model, (Path(zoo) if zoo else zoo_dir()) / f"{name}.safetensors")
-    return model.eval(), CharVocab(record["vocab"]), record
-
-
-def verify(name: str, zoo: Path | None = None) -> tuple[float, float]:
-    """``(recomputed, recorded)`` evaluation loss of a shipped entry."""
-    model, vocab, record = load(name, zoo)
-    data = _data(_check_name(name), vocab)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        loss = evaluate(model, _batches(data), batches=record["eval"]["batches"], seed=record["eval"]["seed"])
-    finally:
-        torch.set_num_threads(threads)
-    return loss, record["eval"]["loss"]
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) < 2 or argv[0] not in ("build", "verify"):
-        print(f"usage: python -m roadmap_lib.zoo build|verify NAME   (NAME in {sorted(ENTRIES)})",
-              file=sys.stderr)
-        return 2
-    command, name = argv[0], argv[1]
-    if command == "build":
-        print(f"wrote {build(name)}")
-    else:
-        got, recorded = verify(name)
-        print(f"{name}: eval loss {got:.4f} (recorded {recorded:.4f})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
-
-
-__all__ = ["ENTRIES", "ZooEntry", "build", "info", "load", "verify", "zoo_dir"]
+__all__ = ["MAX_BYTES", "Artifact", "Check", "build", "build_order", "check", "load_checkpoint", "recorded_seconds", "registry", "verify"]

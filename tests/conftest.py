@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools import offline_guard  # noqa: E402
+from tools import offline_guard
 
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_var, "1")
@@ -32,12 +32,10 @@ def pytest_sessionfinish(session, exitstatus):
 def _one_torch_thread():
     """The tests' models are tiny: extra threads only wait on each other (10-40x slower when the
     machine is busy, as under pytest-xdist), and one thread makes results repeatable."""
-    import torch
+    from roadmap_lib.measure import cpu_threads
 
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with cpu_threads(1):
+        yield
 
 
 @pytest.fixture

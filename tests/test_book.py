@@ -3,11 +3,14 @@ works in a real browser: math is typeset, figures are shown, navigation leads so
 
 Needs the executed notebooks that `make test-notebooks` leaves in _build/executed, and Chromium
 with ChromeDriver for the browser part (Debian/Ubuntu: `apt-get install chromium chromium-driver`;
-macOS: `brew install --cask chromium` and `brew install chromedriver`).
+macOS: `brew install --cask chromium` and `brew install chromedriver`). Those tests are marked
+`book`; the unit tests at the end (unmarked, fast) check that the staging step refuses missing or
+stale executed notebooks.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +22,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXECUTED = ROOT / "_build" / "executed"
 HTML = ROOT / "_build" / "book-static" / "_build" / "html"
-pytestmark = pytest.mark.book
 
 
 def _find(*names):
@@ -40,6 +42,7 @@ def site():
     return HTML
 
 
+@pytest.mark.book
 def test_every_chapter_page_exists_with_its_outputs(site):
     from tools.build_book import toc_files
 
@@ -85,6 +88,7 @@ def _wait(predicate, timeout=30.0, what="condition"):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+@pytest.mark.book
 def test_chapter_page_in_chromium(site, browser):
     from selenium.webdriver.common.by import By
 
@@ -107,3 +111,73 @@ def test_chapter_page_in_chromium(site, browser):
     browser.execute_script("arguments[0].click();", links[0])
     _wait(lambda: browser.current_url.endswith("intro.html"), what="navigation to the front page")
     assert "Transformer Roadmap" in browser.title
+
+
+# --------------------------------------------- staging refuses missing or stale executed notebooks
+
+_T0 = 1_700_000_000 * 10**9  # a fixed time (ns): sources written then, notebooks executed later
+
+
+def _touch(path: Path, text: str, at_s: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(_T0 + at_s * 10**9,) * 2)
+    return path
+
+
+@pytest.fixture
+def tiny_book(tmp_path):
+    """A repository with two chapters, a library and data (written at t=0) and both chapters'
+    executed notebooks (t=10 s)."""
+    root = tmp_path / "repo"
+    _touch(root / "_toc.yml", "format: jb-book\nroot: book/intro\nparts:\n  - caption: One\n"
+           "    chapters:\n      - file: notebooks/01_a\n      - file: notebooks/02_b\n", 0)
+    _touch(root / "book" / "_config.yml", "title: t\nexecute:\n  execute_notebooks: force\n", 0)
+    _touch(root / "book" / "intro.md", "# Intro\n", 0)
+    _touch(root / "roadmap_lib" / "__init__.py", "", 0)
+    _touch(root / "roadmap_lib" / "__pycache__" / "x.pyc", "", 99)  # not an input
+    _touch(root / "kernels" / "flash.py", "", 0)
+    _touch(root / "data" / "corpus.txt", "text\n", 0)
+    for name in ("01_a", "02_b"):
+        _touch(root / "notebooks" / f"{name}.py", "# %%\n", 0)
+        _touch(root / "_build" / "executed" / f"{name}.ipynb", "{}", 10)
+    return root
+
+
+def _stage(root: Path):
+    from tools.build_book import stage
+
+    return stage(root / "_build" / "executed", root=root, build=root / "_build")
+
+
+def test_staging_uses_fresh_executed_notebooks(tiny_book):
+    import yaml
+
+    staged = _stage(tiny_book)
+    assert sorted(p.name for p in (staged / "notebooks").iterdir()) == ["01_a.ipynb", "02_b.ipynb"]
+    config = yaml.safe_load((staged / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "off"
+
+
+@pytest.mark.parametrize(("change", "stale", "reason"), [
+    (lambda root: (root / "_build" / "executed" / "02_b.ipynb").unlink(), ["02_b"],
+     "failed or was not run"),
+    (lambda root: _touch(root / "notebooks" / "01_a.py", "# %%\n1\n", 20), ["01_a"],
+     "01_a.ipynb is older than notebooks/01_a.py"),
+    (lambda root: _touch(root / "roadmap_lib" / "attention.py", "", 20), ["01_a", "02_b"],
+     "is older than roadmap_lib/attention.py (the library or data changed after the run)"),
+    (lambda root: _touch(root / "kernels" / "flash.py", "x = 1\n", 20), ["01_a", "02_b"],
+     "is older than kernels/flash.py"),
+    (lambda root: _touch(root / "data" / "corpus.txt", "new\n", 20), ["01_a", "02_b"],
+     "is older than data/corpus.txt"),
+])
+def test_staging_refuses_missing_or_stale_executed_notebooks(tiny_book, change, stale, reason):
+    change(tiny_book)
+    with pytest.raises(SystemExit) as err:
+        _stage(tiny_book)
+    message = str(err.value)
+    assert reason in message, message
+    for name in ("01_a", "02_b"):
+        assert (f"notebooks/{name}:" in message) == (name in stale), message
+    assert "make test-notebooks" in message
+    assert not (tiny_book / "_build" / "book-static").exists(), "staged from stale notebooks"

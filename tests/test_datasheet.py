@@ -7,7 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 SHEET = DATA / "DATASHEET.md"
-ROW = re.compile(r"^\| `([^`]+)` \| (\d+) \| `([0-9a-f]{64})` \|$", re.M)
+ROW = re.compile(r"^\| `([^`]+)` \| (\d+) \| `([0-9a-f]{64})` \|$", re.MULTILINE)
 
 
 def listed() -> dict[str, tuple[int, str]]:
@@ -30,7 +30,7 @@ def test_every_file_is_listed_with_size_and_checksum():
 
 def test_every_file_has_source_and_licence():
     text = SHEET.read_text()
-    sections = re.split(r"^## ", text, flags=re.M)
+    sections = re.split(r"^## ", text, flags=re.MULTILINE)
     described = {}
     for section in sections[1:]:
         title = section.splitlines()[0]

@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from roadmap_lib.exercises import ExerciseError, check_close, check_function, check_tensor, check_true
+from roadmap_lib.exercises import (
+    ExerciseError,
+    check_close,
+    check_function,
+    check_tensor,
+    check_true,
+)
 
 
 def test_a_right_answer_passes(capsys):

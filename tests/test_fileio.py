@@ -19,9 +19,8 @@ def test_write_replaces_the_target_whole(tmp_path):
 def test_a_failure_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half of the new")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), atomic_path(target) as tmp:
+        tmp.write_text("half of the new")
+        raise RuntimeError("boom")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.txt"]

@@ -17,8 +17,6 @@ from roadmap_lib.generation import (
     top_p_filter,
 )
 
-
-
 VOCAB = 40
 
 

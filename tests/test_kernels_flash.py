@@ -17,6 +17,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import torch.nn.functional as F
+
 from roadmap_lib.kernels import INTERPRET, flash_attention
 from roadmap_lib.kernels.reference import naive_attention
 

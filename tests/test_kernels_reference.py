@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from roadmap_lib.kernels.reference import (
     naive_attention,
     online_softmax,

@@ -11,6 +11,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.lab  # starts a real JupyterLab server; `make test-unit` runs it
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -9,10 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roadmap_lib.metrics import (
+    accuracy,
     corpus_bleu,
     perplexity,
     sentence_bleu,
     sequence_perplexity,
+    token_f1,
     tokenize_13a,
 )
 
@@ -116,3 +118,20 @@ def test_perplexity_is_exp_of_cross_entropy():
     assert abs(sequence_perplexity(logits, targets) - math.exp(ce.item())) < 1e-4
     uniform = torch.zeros(1, 4, 7)
     assert abs(sequence_perplexity(uniform, torch.zeros(1, 4, dtype=torch.long)) - 7) < 1e-4
+
+def test_token_f1_matches_definition():
+    gold = torch.tensor([[-100, 1, 0, 1, 0, -100]])
+    pred = torch.tensor([[1, 1, 1, 0, 0, 1]])  # positions with gold -100 are ignored
+    assert token_f1(pred, gold) == pytest.approx(0.5)  # P = 1/2, R = 1/2
+    assert token_f1(torch.zeros_like(gold), gold) == 0.0
+
+
+    with pytest.raises(ValueError, match="pred: expected the shape"):
+        token_f1(pred[:, :3], gold)
+
+
+def test_accuracy_ignores_masked_positions():
+    gold = torch.tensor([1, 0, -100, 1])
+    assert accuracy(torch.tensor([1, 1, 0, 1]), gold) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="nothing to score"):
+        accuracy(torch.tensor([1]), torch.tensor([-100]))

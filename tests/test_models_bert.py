@@ -5,11 +5,15 @@ import torch
 from transformers import BertConfig as HFBertConfig
 from transformers import BertForMaskedLM as HFMaskedLM
 from transformers import BertForSequenceClassification as HFClassifier
+from transformers import BertForTokenClassification as HFTagger
 
-from roadmap_lib.models import BertConfig, BertForMaskedLM, BertForSequenceClassification
+from roadmap_lib.models import (
+    BertConfig,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+)
 from roadmap_lib.models.hf import bert_from_hf, bert_to_hf
-
-
 
 
 def _config(**kw):
@@ -35,7 +39,7 @@ def _inputs():
     return ids, types, mask
 
 
-@pytest.mark.parametrize("cls", [HFMaskedLM, HFClassifier])
+@pytest.mark.parametrize("cls", [HFMaskedLM, HFClassifier, HFTagger])
 def test_logits_match_transformers(cls):
     torch.manual_seed(0)
     hf = _perturb(cls(_config()))
@@ -44,12 +48,13 @@ def test_logits_match_transformers(cls):
     with torch.no_grad():
         got = ours(ids, types, mask)
         want = hf(input_ids=ids, token_type_ids=types, attention_mask=mask).logits
-    if cls is HFMaskedLM:  # padded positions' outputs are not meaningful; compare real tokens
+    if cls in (HFMaskedLM, HFTagger):  # padded positions' outputs are not meaningful; compare real tokens
         got, want = got[mask.bool()], want[mask.bool()]
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("cls", [BertForMaskedLM, BertForSequenceClassification])
+@pytest.mark.parametrize(
+    "cls", [BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification])
 def test_roundtrip(cls):
     torch.manual_seed(0)
     ours = cls(BertConfig(vocab_size=71, context_length=40, d_model=32, n_layers=2, n_heads=4,

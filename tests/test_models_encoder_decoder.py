@@ -7,8 +7,6 @@ from roadmap_lib.generation import greedy
 from roadmap_lib.models.encoder_decoder import Transformer, TransformerConfig
 
 
-
-
 def _model():
     torch.manual_seed(0)
     cfg = TransformerConfig(vocab_size=37, context_length=24, d_model=32, n_layers=2, n_heads=4, dropout=0.0)

@@ -9,8 +9,6 @@ from roadmap_lib.models import GPT, GPTConfig
 from roadmap_lib.models.hf import gpt_from_hf, gpt_to_hf
 
 
-
-
 def _hf(seed=0, **kw):
     torch.manual_seed(seed)
     cfg = dict(vocab_size=61, n_positions=32, n_embd=48, n_layer=3, n_head=4, initializer_range=0.2,

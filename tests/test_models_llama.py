@@ -10,8 +10,6 @@ from roadmap_lib.models import Llama, LlamaConfig
 from roadmap_lib.models.hf import llama_from_hf, llama_to_hf
 
 
-
-
 def _hf(seed=0, **kw):
     torch.manual_seed(seed)
     cfg = dict(vocab_size=67, hidden_size=48, intermediate_size=80, num_hidden_layers=2,

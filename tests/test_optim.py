@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 from roadmap_lib.optim import AdamW, clip_grad_norm, param_groups_with_decay, set_lr, warmup_cosine
 
 
-
-
 def _model(seed=0):
     torch.manual_seed(seed)
     return torch.nn.Sequential(
@@ -34,7 +32,7 @@ def _run(model, opt, steps, seed=1, schedule=False):
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_adamw_bit_identical_to_torch(weight_decay):
     ours, ref = _model(), _model()
-    groups = lambda m: [  # noqa: E731  several groups with different settings
+    groups = lambda m: [
         {"params": list(m[0].parameters()) + list(m[1].parameters()), "weight_decay": weight_decay},
         {"params": list(m[2].parameters()), "weight_decay": 0.0, "lr": 3e-3},
         {"params": list(m[3].parameters()), "betas": (0.8, 0.95), "eps": 1e-6},
@@ -110,7 +108,7 @@ def test_warmup_cosine_matches_transformers(warmup, extra, min_ratio):
 
 
 def test_warmup_cosine_shape_and_errors():
-    f = lambda s: warmup_cosine(s, warmup_steps=100, total_steps=2000, min_ratio=0.1)  # noqa: E731
+    f = lambda s: warmup_cosine(s, warmup_steps=100, total_steps=2000, min_ratio=0.1)
     assert f(0) == 0.0 and f(50) == 0.5 and f(100) == 1.0
     assert abs(f(2000) - 0.1) < 1e-12 and f(5000) == f(2000)
     assert all(f(s) >= f(s + 1) for s in range(100, 2000))

@@ -45,7 +45,7 @@ def split_lines(nb) -> tuple[set[str], set[str]]:
                     inside = False
                 else:
                     (solution if inside else public).add(line.strip())
-    keep = lambda lines: {l for l in lines if len(l) >= 12}  # noqa: E731
+    keep = lambda lines: {l for l in lines if len(l) >= 12}
     return keep(solution), keep(public)
 
 

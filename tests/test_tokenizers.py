@@ -6,16 +6,19 @@ import io
 import json
 import math
 import random
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roadmap_lib import data_path
-from roadmap_lib.bpe import BPETokenizer, count_words, naive_merges, to_chars, train_merges
 from roadmap_lib.tokenizers import CharTokenizer, load
-from roadmap_lib.unigram import UnigramTokenizer, sp_words
-from roadmap_lib.wordpiece import WordPieceTokenizer
+from roadmap_lib.tokenizers.bpe import BPETokenizer, count_words, naive_merges, train_merges
+from roadmap_lib.tokenizers.bpe_files import load_gpt2, save_gpt2
+from roadmap_lib.tokenizers.byte_level import to_chars
+from roadmap_lib.tokenizers.unigram import UnigramTokenizer, sp_words
+from roadmap_lib.tokenizers.wordpiece import WordPieceTokenizer
 
 hf = pytest.importorskip("tokenizers")
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -62,7 +65,7 @@ def hf_bpe_trainer(texts, vocab_size, specials=()):
 
 # ----------------------------------------------------------------------------- BPE vs tokenizers
 def test_bpe_encodes_as_hf_from_gpt2_files(bpe, tmp_path):
-    vocab_file, merges_file = bpe.save_gpt2(tmp_path)
+    vocab_file, merges_file = save_gpt2(bpe, tmp_path)
     ref = Tokenizer(models.BPE.from_file(str(vocab_file), str(merges_file)))
     ref.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     ref.decoder = decoders.ByteLevel()
@@ -85,7 +88,7 @@ def test_bpe_tokenizer_json_both_ways(bpe, tmp_path):
     # A tokenizer.json written by tokenizers, whose ids follow its own layout (specials first,
     # then the alphabet sorted by character), loads and encodes identically.
     theirs = hf_bpe_trainer([TRAIN[:30_000]], 600, [EOT])
-    ours = BPETokenizer.from_hf_dict(json.loads(theirs.to_str()))
+    ours = BPETokenizer.from_dict(json.loads(theirs.to_str()))
     assert ours.special_tokens[EOT] == 0
     for text in TEXTS:
         assert ours.encode(text) == theirs.encode(text).ids
@@ -164,32 +167,32 @@ def test_bpe_unknown_special_tokens(bpe, tmp_path):
         bpe.encode("hi", allowed_special={"<pad>"})
     with pytest.raises(ValueError, match="contains the special token"):
         bpe.encode(f"hi{EOT}", allowed_special="none_raise")
-    vocab_file, merges_file = bpe.save_gpt2(tmp_path)
+    vocab_file, merges_file = save_gpt2(bpe, tmp_path)
     with pytest.raises(ValueError, match=r"special_tokens: \['<pad>'\] are not in"):
-        BPETokenizer.load_gpt2(vocab_file, merges_file, special_tokens=["<pad>"])
+        load_gpt2(vocab_file, merges_file, special_tokens=["<pad>"])
     with pytest.raises(ValueError, match="special_tokens: expected distinct"):
         BPETokenizer().train("abc", 300, special_tokens=[EOT, EOT])
 
 
 def test_bpe_malformed_merges(bpe, tmp_path):
-    vocab_file, merges_file = bpe.save_gpt2(tmp_path)
+    vocab_file, merges_file = save_gpt2(bpe, tmp_path)
     lines = merges_file.read_text(encoding="utf-8").splitlines()
     bad = tmp_path / "bad.txt"
     bad.write_text("\n".join(lines[:5] + ["a b c"] + lines[5:]), encoding="utf-8")
     with pytest.raises(ValueError, match="line 6: expected two tokens separated by one space"):
-        BPETokenizer.load_gpt2(vocab_file, bad)
+        load_gpt2(vocab_file, bad)
     bad.write_text("\n".join(lines[:3] + ["Ġzzzq Ġqq"]), encoding="utf-8")
     with pytest.raises(ValueError, match="not in the vocabulary"):
-        BPETokenizer.load_gpt2(vocab_file, bad)
+        load_gpt2(vocab_file, bad)
     vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
     del vocab["Ā"]  # the token for byte 0
     bad_vocab = tmp_path / "bad.json"
     bad_vocab.write_text(json.dumps(vocab), encoding="utf-8")
     with pytest.raises(ValueError, match="needs a token for each of the 256 bytes"):
-        BPETokenizer.load_gpt2(bad_vocab, merges_file)
+        load_gpt2(bad_vocab, merges_file)
     bad_vocab.write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match="not valid JSON"):
-        BPETokenizer.load_gpt2(bad_vocab, merges_file)
+        load_gpt2(bad_vocab, merges_file)
 
 
 def test_bpe_decode_invalid_utf8(bpe):
@@ -255,7 +258,7 @@ def test_wordpiece_first_merges_maximise_the_likelihood_gain():
         count = {p: pieces.count(p) for p in set(pieces)}
         pairs = {}
         for w in words:
-            for ab in zip(w, w[1:]):
+            for ab in pairwise(w):
                 pairs[ab] = pairs.get(ab, 0) + 1
         n = len(pieces)
         gain = {ab: c * math.log(c * n / (count[ab[0]] * count[ab[1]]))

@@ -8,7 +8,9 @@ that the generated ``notebooks/*.ipynb`` a reader's JupyterLab keeps beside the 
 collide with them. With ``--execute`` the chapters are the jupytext sources and Jupyter Book runs
 them through its execution cache (``_build/.jupyter_cache``): a second build with no change runs
 nothing. With ``--from-executed`` the chapters are the notebooks that ``make test-notebooks``
-executed (outputs included) and nothing is run. Warnings are errors in both.
+executed (outputs included) and nothing is run; the build refuses, naming the chapters, when an
+executed notebook is missing or older than what it ran (its ``.py``, the library, ``data/``), so
+the site never shows an earlier run's outputs. Warnings are errors in both.
 """
 
 from __future__ import annotations
@@ -44,28 +46,75 @@ def toc_files(toc_path: Path) -> list[str]:
     return found
 
 
-def stage(executed: Path | None) -> Path:
-    stage_dir = BUILD / ("book-static" if executed else "book-src")
+#: What a chapter's run depends on besides its own source: the library and the shipped data.
+RUN_INPUTS = ("roadmap_lib", "kernels", "data")
+
+
+def _newest_input(root: Path) -> tuple[int, Path] | None:
+    newest = None
+    for folder in RUN_INPUTS:
+        for path in (root / folder).rglob("*"):
+            rel = path.relative_to(root).parts
+            hidden = any(part.startswith(".") or part == "__pycache__" for part in rel)
+            if hidden or not path.is_file():
+                continue
+            mtime = path.stat().st_mtime_ns
+            if newest is None or mtime > newest[0]:
+                newest = (mtime, path)
+    return newest
+
+
+def executed_problems(chapters: list[str], executed: Path, root: Path = ROOT) -> list[str]:
+    """Why executed notebooks cannot stand for these chapters (``notebooks/NN_slug`` as in
+    _toc.yml): missing (the chapter failed or was not run), or older than the chapter's ``.py``,
+    or older than a file of the library or of ``data/`` (the outputs may have changed since)."""
+    newest = _newest_input(root)
+    problems = []
+    for chapter in chapters:
+        notebook = executed / f"{Path(chapter).name}.ipynb"
+        source = root / f"{chapter}.py"
+        if not notebook.exists():
+            problems.append(f"{chapter}: no {notebook} (the chapter failed or was not run)")
+            continue
+        ran = notebook.stat().st_mtime_ns
+        if source.exists() and source.stat().st_mtime_ns > ran:
+            problems.append(f"{chapter}: {notebook} is older than {source.relative_to(root)}")
+        elif newest is not None and newest[0] > ran:
+            problems.append(f"{chapter}: {notebook} is older than {newest[1].relative_to(root)} "
+                            f"(the library or data changed after the run)")
+    return problems
+
+
+def stage(executed: Path | None, root: Path = ROOT, build: Path = BUILD) -> Path:
+    chapters = [f for f in toc_files(root / "_toc.yml") if f.startswith("notebooks/")]
+    if executed:
+        problems = executed_problems(chapters, executed, root)
+        if problems:
+            stale = [f"{c}.py" for c in chapters if any(p.startswith(f"{c}:") for p in problems)]
+            rerun = "make test-notebooks"
+            if len(stale) < len(chapters):
+                rerun += f' NB="{" ".join(stale)}"'
+            raise SystemExit("refusing to build the book from missing or stale executed notebooks:"
+                             + "".join(f"\n  {p}" for p in problems) + f"\nrun `{rerun}` first")
+    stage_dir = build / ("book-static" if executed else "book-src")
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     (stage_dir / "notebooks").mkdir(parents=True)
-    shutil.copy2(ROOT / "_toc.yml", stage_dir / "_toc.yml")
-    shutil.copytree(ROOT / "book", stage_dir / "book", ignore=shutil.ignore_patterns("_build"))
-    chapters = [f for f in toc_files(ROOT / "_toc.yml") if f.startswith("notebooks/")]
+    shutil.copy2(root / "_toc.yml", stage_dir / "_toc.yml")
+    shutil.copytree(root / "book", stage_dir / "book", ignore=shutil.ignore_patterns("_build"))
     missing = []
     for chapter in chapters:
         name = Path(chapter).name
-        src = (executed / f"{name}.ipynb") if executed else (ROOT / f"{chapter}.py")
+        src = (executed / f"{name}.ipynb") if executed else (root / f"{chapter}.py")
         if not src.exists():
             missing.append(str(src))
             continue
         shutil.copy2(src, stage_dir / "notebooks" / src.name)
     if missing:
-        hint = " (run `make test-notebooks` first)" if executed else ""
-        raise SystemExit(f"chapters named in _toc.yml are missing: {', '.join(missing)}{hint}")
-    config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
+        raise SystemExit(f"chapters named in _toc.yml are missing: {', '.join(missing)}")
+    config = yaml.safe_load((root / "book" / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "off" if executed else "cache"
-    config["execute"]["cache"] = str(BUILD / ".jupyter_cache")
+    config["execute"]["cache"] = str(build / ".jupyter_cache")
     (stage_dir / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     return stage_dir
 

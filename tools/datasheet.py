@@ -1,11 +1,21 @@
-"""Print the DATASHEET.md table row (size and sha256) of files in data/.
+"""The size and sha256 rows of data/DATASHEET.md.
 
-    python tools/datasheet.py data/jargon.txt data/model_timeline.csv
+    python tools/datasheet.py data/jargon.txt data/model_timeline.csv   # print rows for new files
+    python tools/datasheet.py --update                                 # rewrite every listed row
+
+Run ``--update`` after ``python -m roadmap_lib build NAME`` has replaced shipped files: it recomputes
+the size and checksum of every file the datasheet lists and rewrites the file atomically.
 """
 
 import hashlib
+import re
 import sys
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+SHEET = DATA / "DATASHEET.md"
+ROW = re.compile(r"^\| `([^`]+)` \| (\d+) \| `([0-9a-f]{64})` \|$", re.MULTILINE)
 
 
 def describe(path: Path) -> tuple[int, str]:
@@ -13,8 +23,31 @@ def describe(path: Path) -> tuple[int, str]:
     return len(data), hashlib.sha256(data).hexdigest()
 
 
+def row(rel: str) -> str:
+    size, digest = describe(DATA / rel)
+    return f"| `{rel}` | {size} | `{digest}` |"
+
+
+def update(sheet: Path = SHEET) -> list[str]:
+    """Rewrite every row of ``sheet`` from the files; return the names whose row changed."""
+    from roadmap_lib.fileio import atomic_write_text
+
+    text = sheet.read_text(encoding="utf-8")
+    changed = []
+
+    def fresh(m: re.Match) -> str:
+        new = row(m.group(1))
+        if new != m.group(0):
+            changed.append(m.group(1))
+        return new
+
+    atomic_write_text(sheet, ROW.sub(fresh, text))
+    return changed
+
+
 if __name__ == "__main__":
-    for name in sys.argv[1:]:
-        size, digest = describe(Path(name))
-        rel = Path(name).as_posix().removeprefix("data/")
-        print(f"| `{rel}` | {size} | `{digest}` |")
+    if sys.argv[1:] == ["--update"]:
+        print("updated:", ", ".join(update()) or "nothing")
+    else:
+        for name in sys.argv[1:]:
+            print(row(Path(name).as_posix().removeprefix("data/")))

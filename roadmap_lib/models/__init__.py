@@ -6,7 +6,13 @@ classification heads), ``encoder_decoder`` (the original post-norm Transformer),
 """
 
 from .bart import Bart, BartConfig
-from .bert import BertConfig, BertEncoder, BertForMaskedLM, BertForSequenceClassification
+from .bert import (
+    BertConfig,
+    BertEncoder,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+)
 from .encoder_decoder import Transformer, TransformerConfig
 from .gpt import GPT, GPTConfig
 from .llama import Llama, LlamaConfig
@@ -19,6 +25,7 @@ __all__ = [
     "BertEncoder",
     "BertForMaskedLM",
     "BertForSequenceClassification",
+    "BertForTokenClassification",
     "GPT",
     "GPTConfig",
     "Llama",

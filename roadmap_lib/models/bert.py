@@ -120,4 +120,20 @@ class BertForSequenceClassification(nn.Module):
         return self.classifier(self.drop(pooled))
 
 
-__all__ = ["BertConfig", "BertEncoder", "BertForMaskedLM", "BertForSequenceClassification"]
+class BertForTokenClassification(nn.Module):
+    """The encoder plus one linear layer at every position (sequence labelling, e.g. tagging)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertEncoder(config)
+        self.drop = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.d_model, config.num_labels)
+
+    def forward(self, ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
+        """ids (batch, seq) -> label logits (batch, seq, num_labels)."""
+        return self.classifier(self.drop(self.bert(ids, token_type_ids, attention_mask)))
+
+
+__all__ = ["BertConfig", "BertEncoder", "BertForMaskedLM", "BertForSequenceClassification",
+           "BertForTokenClassification"]

@@ -13,7 +13,12 @@ import torch
 from torch import nn
 
 from ..hf_layers import hf_state_dict, state_dict_from_hf
-from .bert import BertConfig, BertForMaskedLM, BertForSequenceClassification
+from .bert import (
+    BertConfig,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+)
 from .gpt import GPT, GPTConfig
 from .llama import Llama, LlamaConfig
 
@@ -147,8 +152,9 @@ _BERT_EMB = [("tok_emb.weight", "word_embeddings.weight"), ("pos_emb.weight", "p
 _BERT_MLM = [("mlm_dense.weight", "transform.dense.weight"), ("mlm_dense.bias", "transform.dense.bias"),
              ("mlm_norm.weight", "transform.LayerNorm.weight"), ("mlm_norm.bias", "transform.LayerNorm.bias"),
              ("mlm_out.weight", "decoder.weight"), ("mlm_out.bias", "bias")]
+_BERT_TOKEN = [("classifier.weight", "classifier.weight"), ("classifier.bias", "classifier.bias")]
 _BERT_CLS = [("pooler.weight", "bert.pooler.dense.weight"), ("pooler.bias", "bert.pooler.dense.bias"),
-             ("classifier.weight", "classifier.weight"), ("classifier.bias", "classifier.bias")]
+             *_BERT_TOKEN]
 
 
 def bert_config_from_hf(config) -> BertConfig:
@@ -175,6 +181,9 @@ def _bert_encoder_from_hf(sd) -> dict[str, torch.Tensor]:
 def bert_from_hf(hf_model: nn.Module) -> BertForMaskedLM | BertForSequenceClassification:
     """Our BERT (masked-LM or classifier, following the transformers class) with its weights."""
     kind = type(hf_model).__name__
+    heads = ("BertForMaskedLM", "BertForSequenceClassification", "BertForTokenClassification")
+    if kind not in heads:
+        raise ValueError(f"hf_model: expected {', '.join(heads[:-1])} or {heads[-1]}, got {kind}")
     config = bert_config_from_hf(hf_model.config)
     sd = hf_model.state_dict()
     ours = _bert_encoder_from_hf(sd)
@@ -185,7 +194,8 @@ def bert_from_hf(hf_model: nn.Module) -> BertForMaskedLM | BertForSequenceClassi
         model = BertForSequenceClassification(config)
         ours.update({o: sd[t] for o, t in _BERT_CLS})
     else:
-        raise ValueError(f"hf_model: expected BertForMaskedLM or BertForSequenceClassification, got {kind}")
+        model = BertForTokenClassification(config)
+        ours.update({o: sd[t] for o, t in _BERT_TOKEN})
     model.load_state_dict(ours, strict=True)
     return model.eval()
 
@@ -195,7 +205,10 @@ def bert_to_hf(model: BertForMaskedLM | BertForSequenceClassification) -> nn.Mod
     from transformers import BertConfig as HFBertConfig
     from transformers import BertForMaskedLM as HFMaskedLM
     from transformers import BertForSequenceClassification as HFClassifier
+    from transformers import BertForTokenClassification as HFTagger
 
+    if not isinstance(model, (BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification)):
+        raise TypeError(f"model: expected one of our BERT models, got {type(model).__name__}")
     c = model.config
     hf_config = HFBertConfig(
         vocab_size=c.vocab_size, max_position_embeddings=c.context_length, hidden_size=c.d_model,
@@ -211,9 +224,12 @@ def bert_to_hf(model: BertForMaskedLM | BertForSequenceClassification) -> nn.Mod
         hf = HFMaskedLM(hf_config)
         theirs.update({f"cls.predictions.{t}": sd[o] for o, t in _BERT_MLM})
         theirs["cls.predictions.decoder.bias"] = sd["mlm_out.bias"]  # the same tensor in transformers
-    else:
+    elif isinstance(model, BertForSequenceClassification):
         hf = HFClassifier(hf_config)
         theirs.update({t: sd[o] for o, t in _BERT_CLS})
+    else:
+        hf = HFTagger(hf_config)
+        theirs.update({t: sd[o] for o, t in _BERT_TOKEN})
     hf.load_state_dict(theirs, strict=True)
     return hf.eval()
 

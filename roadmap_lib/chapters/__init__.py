@@ -1,0 +1,25 @@
+"""Chapter code: one package per chapter, ``chNN_<slug>``, named like its notebook.
+
+A chapter package holds that chapter's recipes, experiments, artifact builders and figures. It
+imports the core of ``roadmap_lib`` and its own chapter's modules only; the core never imports it
+(CONTRIBUTING.md, "Where code goes"; ``tests/test_layout.py`` checks both). A piece that a second
+chapter needs is promoted to the core, with its tests.
+
+:func:`artifacts` is the index of everything the project ships in ``data/``: each chapter lists
+its own in ``chNN_<slug>/artifacts.py``. ``python -m roadmap_lib`` builds, verifies and lists them.
+"""
+
+from __future__ import annotations
+
+
+def artifacts():
+    """``{name: roadmap_lib.zoo.Artifact}`` for every shipped artifact, in build order."""
+    from roadmap_lib import tasks, zoo
+    from roadmap_lib.chapters.ch02_tokenization_embeddings.artifacts import ARTIFACTS as ch02
+    from roadmap_lib.chapters.ch03_positional_encodings.artifacts import ARTIFACTS as ch03
+    from roadmap_lib.chapters.ch05_encoder_decoder.artifacts import ARTIFACTS as ch05
+    from roadmap_lib.chapters.ch06_encoder_only.artifacts import ARTIFACTS as ch06
+    from roadmap_lib.chapters.ch07_decoder_only.artifacts import ARTIFACTS as ch07
+    from roadmap_lib.chapters.ch08_text_to_text.artifacts import ARTIFACTS as ch08
+
+    return zoo.registry([tasks.ARTIFACT, *ch02, *ch03, *ch05, *ch06, *ch07, *ch08])

@@ -1,0 +1,157 @@
+"""What pretraining is worth: fine-tuning curves of the word-level BERT against a scratch baseline.
+
+For each number of labelled training sentences in ``SIZES`` and each head (sentence classifier,
+token tagger) on the *intruder* task, two models of the same size are fine-tuned with the same
+recipe: one starts from the pretrained encoder of :mod:`roadmap_lib.chapters.ch06_encoder_only.pretrain`, the other
+from random weights. Both are scored on the test split, and every cell is repeated for each seed
+in ``SEEDS`` (the seed draws the new weights and the batches). The sweep takes about 25 CPU-minutes,
+so it runs once, ``python -m roadmap_lib build 06-finetune`` (each run on one thread; the
+result does not depend on N), and writes ``data/06_finetune.json``; chapter 06 reads that file
+and re-runs one of its cells live.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from roadmap_lib import DATA_DIR
+from roadmap_lib.chapters.ch06_encoder_only.finetune import (
+    TaskData,
+    finetune,
+    logits_of,
+    make_model,
+    scores,
+)
+from roadmap_lib.chapters.ch06_encoder_only.pretrain import load, word_surprise
+from roadmap_lib.fileio import atomic_write_text
+from roadmap_lib.measure import cpu_threads
+
+TASK = "intruder"
+SIZES = (200, 700, 2000, 5600)
+KINDS = ("sequence", "token")
+STARTS = ("pretrained", "scratch")
+SEEDS = (0, 1, 2)
+RECIPE = {"steps": 600, "lr": 3e-4, "batch_size": 32, "seed": 0}
+RESULTS = "06_finetune.json"
+
+
+def run_one(kind: str, start: str, n_train: int, *, encoder_model=None, vocab=None, recipe: dict | None = None,
+            split: str = "test") -> tuple[dict[str, float], torch.nn.Module]:
+    """Fine-tune one model and return ``(scores on split, model)``.
+
+    ``start`` is ``"pretrained"`` (encoder copied from the zoo's BERT) or ``"scratch"`` (random
+    encoder of the same configuration); ``n_train`` keeps the first ``n_train`` training sentences.
+    """
+    if start not in STARTS:
+        raise ValueError(f"start: expected one of {STARTS}, got {start!r}")
+    if not 0 < n_train <= 5600:
+        raise ValueError(f"n_train: expected 1..5600 labelled sentences, got {n_train}")
+    if encoder_model is None or vocab is None:
+        encoder_model, vocab, _ = load()
+    recipe = {**RECIPE, **(recipe or {})}
+    config = encoder_model.config
+    model = make_model(kind, config, encoder_model.bert if start == "pretrained" else None, seed=recipe["seed"])
+    data = TaskData(vocab, TASK, "train", limit=n_train)
+    finetune(model, data, kind, steps=recipe["steps"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+             seed=recipe["seed"])
+    return scores(model, TaskData(vocab, TASK, split), kind), model
+
+
+_ENCODER = None  # the zoo model, loaded once per worker process
+
+
+def _sweep_cell(cell: tuple[int, int, str, str]) -> dict:
+    seed, n, kind, start = cell
+    global _ENCODER
+    if _ENCODER is None:
+        _ENCODER = load()[:2]
+    with cpu_threads(1):  # one thread per worker process
+        result, _ = run_one(kind, start, n, encoder_model=_ENCODER[0], vocab=_ENCODER[1], recipe={"seed": seed})
+    return {"seed": seed, "n_train": n, "kind": kind, "start": start, **result}
+
+
+def build(path: Path | None = None, progress: bool = True, jobs: int = 1) -> Path:
+    """Run the whole sweep (seeded, one thread per run, ``jobs`` runs at a time) and write the
+    results JSON; return its path."""
+    path = Path(path) if path else DATA_DIR / RESULTS
+    if jobs < 1:
+        raise ValueError(f"jobs: expected a positive number of processes, got {jobs}")
+    record = load()[2]
+    cells = [(seed, n, kind, start) for seed in SEEDS for n in SIZES for kind in KINDS for start in STARTS]
+    start_time = time.perf_counter()
+    runs = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for row in pool.map(_sweep_cell, cells):
+            runs.append(row)
+            if progress:
+                print(row, f"{time.perf_counter() - start_time:.0f} s", flush=True)
+    info = {"task": TASK, "split": "test", "recipe": RECIPE, "seeds": list(SEEDS), "sizes": list(SIZES), "runs": runs,
+            "encoder": {"name": record["name"], "steps": record["steps"], "eval_loss": record["eval"]["loss"]},
+            "seconds": round(time.perf_counter() - start_time, 1), "jobs": jobs,
+            "command": "python -m roadmap_lib build 06-finetune", "torch": torch.__version__}
+    atomic_write_text(path, json.dumps(info, indent=1) + "\n")
+    return path
+
+
+def results(path: Path | None = None) -> dict:
+    path = Path(path) if path else DATA_DIR / RESULTS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not built: run `python -m roadmap_lib build 06-finetune`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def seed_values(info: dict, kind: str, start: str, metric: str) -> dict[int, list[float]]:
+    """``{n_train: [value for each seed]}`` of one line of the sweep."""
+    rows = [r for r in info["runs"] if r["kind"] == kind and r["start"] == start]
+    if not rows:
+        raise ValueError(f"kind/start: no runs for {kind!r}/{start!r}")
+    if metric not in rows[0]:
+        names = sorted(k for k in rows[0] if k not in ("seed", "n_train", "kind", "start"))
+        raise ValueError(f"metric: expected one of {names}, got {metric!r}")
+    values: dict[int, list[float]] = {}
+    for r in sorted(rows, key=lambda r: (r["n_train"], r["seed"])):
+        values.setdefault(r["n_train"], []).append(r[metric])
+    return values
+
+
+def curve(info: dict, kind: str, start: str, metric: str) -> tuple[list[int], list[float]]:
+    """``(sizes, mean over seeds)`` of one line of the sweep, e.g. ``curve(info, "token", "pretrained", "f1")``."""
+    values = seed_values(info, kind, start, metric)
+    return list(values), [sum(v) / len(v) for v in values.values()]
+
+
+def zero_shot_location(model, vocab, data: TaskData) -> float:
+    """Share of the corrupted sentences of ``data`` whose most surprising word (masked-LM, no
+    fine-tuning: :func:`roadmap_lib.chapters.ch06_encoder_only.pretrain.word_surprise`) is the intruder."""
+    hits = total = 0
+    for text, label, tokens in zip(data.text, data.labels, data.token_labels):
+        if label == 1:
+            continue
+        surprise = torch.tensor([v for _, v in word_surprise(model, vocab, text)]).nan_to_num(-1.0)
+        hits += int(tokens[1 + surprise.argmax()] == 1)
+        total += 1
+    if total == 0:
+        raise ValueError("data: expected at least one corrupted sentence (label 0), got none")
+    return hits / total
+
+
+@torch.no_grad()
+def tagger_location(tagger, data: TaskData) -> float:
+    """The same measure for a fine-tuned tagger: the share of corrupted sentences whose word with
+    the highest p(changed) is the intruder."""
+    bad = data.labels == 0
+    if not bad.any():
+        raise ValueError("data: expected at least one corrupted sentence (label 0), got none")
+    tagger.eval()
+    p = logits_of(tagger, data.ids[bad]).softmax(-1)[..., 1]
+    p[data.token_labels[bad] == -100] = -1.0  # only words can be picked
+    return (data.token_labels[bad].gather(1, p.argmax(1, keepdim=True)) == 1).float().mean().item()
+
+
+
+__all__ = ["KINDS", "RECIPE", "SEEDS", "SIZES", "STARTS", "TASK", "build", "curve", "results", "run_one", "seed_values", "tagger_location", "zero_shot_location"]

@@ -1,0 +1,75 @@
+"""The measuring tools and small models behind chapter 04's experiments."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from roadmap_lib.attention import scaled_dot_product_attention
+from roadmap_lib.chapters.ch04_core_components.experiments import (
+    BitClassifier,
+    TinyLM,
+    attention_scaling,
+    bit_task_batch,
+    ffn_width_for_params,
+    offset_heads_attention,
+)
+from roadmap_lib.chapters.ch04_core_components.plots import plot_scaling
+from roadmap_lib.layers import BlockConfig
+from roadmap_lib.measure import count_parameters
+from roadmap_lib.scaling import fit_power_law
+
+
+def test_attention_scaling_memory_exponents():
+    res = attention_scaling(
+        {"ours": scaled_dot_product_attention, "torch": F.scaled_dot_product_attention},
+        [64, 128, 256], repeats=1, heads=1, head_dim=8,
+    )
+    p_ours = fit_power_law(res["ours"]["length"], res["ours"]["bytes"])[0]
+    p_torch = fit_power_law(res["torch"]["length"], res["torch"]["bytes"])[0]
+    assert 1.7 < p_ours < 2.2 and p_torch < 1.2
+    plot_scaling(res)
+
+
+def test_ffn_width_gives_equal_parameters():
+    counts = []
+    for act in ("gelu", "swiglu"):
+        cfg = BlockConfig(d_model=32, n_heads=4, activation=act, bias=False,
+                          d_ff=ffn_width_for_params(32, 96, act == "swiglu"))
+        counts.append(count_parameters(TinyLM(50, 16, cfg, 2)))
+    assert counts[0] == counts[1]
+
+
+def test_bit_tasks_labels():
+    g = torch.Generator().manual_seed(0)
+    bits, y = bit_task_batch("parity", 7, 200, g)
+    assert torch.equal(y, bits.sum(1) % 2)
+    bits, y = bit_task_batch("majority", 7, 200, g)
+    assert torch.equal(y, (bits.sum(1) >= 4).long())
+    bits, y = bit_task_batch("adjacent", 12, 4000, g)
+    strings = ["".join(map(str, row.tolist())) for row in bits]
+    assert y.tolist() == [int("11" in s) for s in strings]
+    assert 0.4 < y.float().mean() < 0.6  # about balanced
+    with pytest.raises(ValueError, match="task: expected"):
+        bit_task_batch("sort", 4, 2)
+    for kw in ({}, {"positions": False, "front": "conv"}):
+        assert BitClassifier(12, **kw)(bits[:5]).shape == (5, 2)
+    with pytest.raises(ValueError, match="front"):
+        BitClassifier(12, front="lstm")
+
+
+def test_offset_heads_attention():
+    w = offset_heads_attention(10, 3, sharpness=20.0, mask="none")
+    assert torch.allclose(w.sum(-1), torch.ones(3, 10))
+    # head h looks h steps back wherever that position exists
+    for h in range(3):
+        assert torch.equal(w[h, h:].argmax(-1), torch.arange(10 - h))
+    w = offset_heads_attention(10, 2, mask="padding", pad=3)
+    assert torch.all(w[..., 7:] == 0)
+    w = offset_heads_attention(10, 2, mask="sliding", window=2)
+    assert torch.all(w.triu(1) == 0) and torch.all(w.tril(-2) == 0)
+    with pytest.raises(ValueError, match="mask"):
+        offset_heads_attention(mask="diagonal")
+
+

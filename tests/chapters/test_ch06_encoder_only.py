@@ -1,0 +1,139 @@
+"""The word-level BERT of chapter 06: the shipped checkpoint, the vocabulary, fine-tuning pieces."""
+
+import math
+
+import pytest
+import torch
+
+from roadmap_lib.chapters.ch06_encoder_only import finetune as bf
+from roadmap_lib.chapters.ch06_encoder_only import pretrain as be
+from roadmap_lib import zoo
+
+
+def test_shipped_checkpoint_learnt_and_predicts_words():
+    # its recorded loss is re-measured by tests/test_artifacts.py
+    assert (be.zoo_dir() / f"{be.NAME}.safetensors").stat().st_size <= zoo.MAX_BYTES
+    model, vocab, info = be.load()
+    assert info["log"][-1]["step"] == info["steps"] == info["train_config"]["max_steps"]
+    assert info["eval"]["loss"] < info["log"][0]["loss"] - 1.0  # it learned something
+    words = [w for w, _ in be.top_predictions(model, vocab, "This is the [MASK] of the story.", k=5)]
+    assert len(words) == 5 and all(w not in be.SPECIALS for w in words)
+
+
+def test_build_is_seeded(tmp_path):
+    a = be.build(tmp_path / "a", progress=False, max_steps=3)
+    b = be.build(tmp_path / "b", progress=False, max_steps=3)
+    import json
+    assert json.loads(a.read_text())["eval"] == json.loads(b.read_text())["eval"]
+
+
+def test_pretraining_excludes_heldout_sentences():
+    held = be.heldout_sentences()
+    assert len(held) == 1400
+    assert not held & set(be.pretraining_sentences())
+
+
+def test_vocab_encodes_one_token_per_word():
+    vocab = be.WordVocab(["the", "hacker"])
+    ids = vocab.encode("The hacker's [MASK] zzz.", context=8)
+    assert ids.tolist() == [2, 5, 1, be.MASK, 1, 3, 0, 0]  # hacker's is not "hacker": [UNK]
+    assert vocab.encode("(Hacker),")[1].item() == 6
+    with pytest.raises(ValueError, match="at most 2 words"):
+        vocab.encode("a b c", context=4)
+
+
+def test_token_labels():
+    assert bf.token_labels(4, 0, 3, context=8).tolist() == [-100, 1, 0, 0, 1, -100, -100, -100]
+    assert bf.token_labels(2, -1, -1, context=4).tolist() == [-100, 0, 0, -100]
+    assert bf.token_labels(3, 2, context=6).tolist() == [-100, 0, 0, 1, -100, -100]  # one intruder
+    with pytest.raises(ValueError, match="n_words"):
+        bf.token_labels(7, 0, 1, context=8)
+    with pytest.raises(ValueError, match="changed"):
+        bf.token_labels(3, 3, context=8)
+
+
+def test_task_data_marks_the_changed_words():
+    _, vocab, _ = be.load()
+    for task in ("intruder", "acceptability"):
+        data = bf.TaskData(vocab, task, "val", limit=200)
+        flagged = (data.token_labels == 1).sum(1)
+        # originals flag nothing; corrupted sentences flag one intruder or two swapped words
+        assert torch.equal(flagged == 0, data.labels == 1)
+        assert set(flagged[data.labels == 0].tolist()) == ({1} if task == "intruder" else {2})
+    with pytest.raises(ValueError, match="task"):
+        bf.TaskData(vocab, "sentiment", "val")
+
+
+def test_finetune_learns_and_pretrained_encoder_is_copied():
+    model, vocab, _ = be.load()
+    data = bf.TaskData(vocab, "intruder", "train", limit=256)
+    clf = bf.make_model("token", model.config, model.bert, seed=0)
+    assert torch.equal(clf.bert.tok_emb.weight, model.bert.tok_emb.weight)
+    losses = bf.finetune(clf, data, "token", steps=20)
+    assert not torch.equal(clf.bert.tok_emb.weight, model.bert.tok_emb.weight)  # a copy was trained
+    assert losses[-1] < losses[0]
+    assert set(bf.scores(clf, data, "token")) == {"f1", "accuracy"}
+    with pytest.raises(ValueError, match="kind"):
+        bf.make_model("spans", model.config)
+
+
+def test_study_results_are_complete_and_curves_read_back():
+    from roadmap_lib.chapters.ch06_encoder_only import study as bs
+    info = bs.results()
+    assert info["sizes"] == list(bs.SIZES) and info["recipe"] == bs.RECIPE
+    assert info["seeds"] == list(bs.SEEDS)
+    assert len(info["runs"]) == len(bs.SEEDS) * len(bs.SIZES) * len(bs.KINDS) * len(bs.STARTS)
+    sizes, f1 = bs.curve(info, "token", "pretrained", "f1")
+    per_seed = bs.seed_values(info, "token", "pretrained", "f1")
+    assert sizes == sorted(bs.SIZES) == list(per_seed) and all(0.0 <= v <= 1.0 for v in f1)
+    assert all(len(v) == len(bs.SEEDS) for v in per_seed.values())
+    assert f1 == pytest.approx([sum(v) / len(v) for v in per_seed.values()])
+    with pytest.raises(ValueError, match="metric"):
+        bs.curve(info, "token", "pretrained", "bleu")
+    with pytest.raises(ValueError, match="start"):
+        bs.run_one("token", "warm", 10)
+    with pytest.raises(ValueError, match="jobs"):
+        bs.build(jobs=0)
+
+
+def test_word_surprise_is_the_masked_lm_loss_of_each_word():
+    model, vocab, _ = be.load()
+    text = "The hacker wrote a zzzqqq program."
+    got = be.word_surprise(model, vocab, text)
+    assert [w for w, _ in got] == text.split()
+    assert math.isnan(got[4][1])  # the [UNK] word scores nan
+    ids = vocab.encode(text)
+    masked = ids.clone()
+    masked[2] = be.MASK  # word 1, "hacker"
+    with torch.no_grad():
+        logits = model(masked[None], attention_mask=(masked != be.PAD)[None])[0, 2]
+    assert got[1][1] == pytest.approx(-logits.log_softmax(-1)[ids[2]].item(), rel=1e-5)
+
+
+def test_zero_shot_location_counts_only_corrupted_sentences():
+    from roadmap_lib.chapters.ch06_encoder_only import study as bs
+    model, vocab, _ = be.load()
+    data = bf.TaskData(vocab, "intruder", "val", limit=40)
+    share = bs.zero_shot_location(model, vocab, data)
+    n_bad = int((data.labels == 0).sum())
+    assert 0.0 <= share <= 1.0 and (share * n_bad) == pytest.approx(round(share * n_bad))
+    keep = data.labels == 1
+    data.text = [t for t, k in zip(data.text, keep) if k]
+    data.labels, data.token_labels = data.labels[keep], data.token_labels[keep]
+    with pytest.raises(ValueError, match="corrupted"):
+        bs.zero_shot_location(model, vocab, data)
+
+
+def test_tagger_location_of_a_perfect_and_a_blind_tagger():
+    from roadmap_lib.chapters.ch06_encoder_only import study as bs
+    _, vocab, _ = be.load()
+    data = bf.TaskData(vocab, "intruder", "val", limit=60)
+
+    class Oracle(torch.nn.Module):  # tagger_location passes the corrupted rows: point at their intruders
+        def forward(self, ids, attention_mask=None):
+            gold = data.token_labels[data.labels == 0]
+            return torch.stack([torch.zeros_like(gold, dtype=torch.float), (gold == 1).float()], -1)
+
+    assert bs.tagger_location(Oracle(), data) == 1.0
+    blind = bf.make_model("token", be.load()[0].config, seed=0)
+    assert 0.0 <= bs.tagger_location(blind, data) < 0.5

@@ -1,0 +1,74 @@
+"""roadmap_lib.measure: threads, time, peak memory, parameter counts, KV-cache bytes."""
+
+import pytest
+import torch
+from torch import nn
+
+from roadmap_lib.measure import (
+    count_parameters,
+    cpu_threads,
+    kv_cache_bytes,
+    peak_memory,
+    time_call,
+)
+
+
+def test_peak_memory_sees_live_tensors_only():
+    x = torch.randn(1000)  # created outside: not counted
+
+    def two_alive():
+        a = x * 2  # 4000 bytes
+        b = a + 1  # 4000 bytes, both alive
+        return b.sum()
+
+    def one_at_a_time():
+        for _ in range(3):
+            (x * 2).sum()  # each product dies before the next one
+
+    assert 8000 <= peak_memory(two_alive) < 8100
+    assert 4000 <= peak_memory(one_at_a_time) < 4100
+
+
+
+
+def test_cpu_threads_sets_and_always_restores():
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="boom"), cpu_threads(1):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before  # restored after an error too
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="n: expected a positive int"):
+            with cpu_threads(bad):
+                pass
+
+
+def test_count_parameters_counts_tied_once_and_trainable_only():
+    emb = nn.Embedding(10, 4)
+    head = nn.Linear(4, 10, bias=False)
+    model = nn.ModuleDict({"emb": emb, "head": head})
+    assert count_parameters(model) == 80
+    head.weight = emb.weight  # tied: one matrix
+    assert count_parameters(model) == 40
+    emb.weight.requires_grad_(False)
+    assert count_parameters(model, trainable_only=True) == 0
+    with pytest.raises(TypeError, match="model: expected a torch.nn.Module"):
+        count_parameters([1, 2])
+
+
+def test_kv_cache_bytes_of_a_known_model():
+    # Llama-2-70B: 80 layers, 8 kv heads of 128, fp16 -> 320 KiB per token
+    assert kv_cache_bytes(80, 8, 128, 2) == 327_680
+    assert kv_cache_bytes(80, 64, 128, 2) == 8 * kv_cache_bytes(80, 8, 128, 2)
+    with pytest.raises(ValueError, match="n_kv_heads: expected a positive int"):
+        kv_cache_bytes(80, 0, 128)
+
+
+def test_time_call_is_the_fastest_repeat():
+    calls = []
+    assert time_call(lambda: calls.append(1), repeats=3) >= 0.0
+    assert len(calls) == 4  # one warm-up + 3 timed
+    with pytest.raises(ValueError, match="repeats"):
+        time_call(lambda: None, repeats=0)

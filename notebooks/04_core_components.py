@@ -56,7 +56,7 @@ from roadmap_lib.attention import (
 )
 from roadmap_lib.chapters.ch04_core_components.experiments import (
     BitClassifier,
-    TinyLM,
+    BlockStackLM,
     attention_scaling,
     ffn_width_for_params,
     hf_layer_max_diff,
@@ -377,7 +377,7 @@ for label, prenorm, lr in [("pre-norm, lr 3e-2", True, 3e-2), ("post-norm, lr 3e
                            ("post-norm, lr 3e-3", False, 3e-3)]:
     set_seed(0)
     cfg = BlockConfig(d_model=32, n_heads=4, d_ff=64, causal=True, prenorm=prenorm)
-    model = TinyLM(len(data.vocab), data.context, cfg, n_layers=8)
+    model = BlockStackLM(len(data.vocab), data.context, cfg, n_layers=8)
     norm_runs[label] = train_lm(model, data.get_batch, steps=100, lr=lr, desc=label)
 plot_loss_curves(norm_runs, "8 blocks, Adam at a constant learning rate, no warm-up",
                  reference=(unigram, "unigram entropy"))
@@ -433,7 +433,7 @@ for act in ["relu", "gelu", "silu", "swiglu", "geglu"]:
     set_seed(0)
     cfg = BlockConfig(d_model=32, n_heads=4, d_ff=ffn_width_for_params(32, 96, gated),
                       activation=act, bias=False, causal=True)
-    model = TinyLM(len(data.vocab), data.context, cfg, n_layers=3)
+    model = BlockStackLM(len(data.vocab), data.context, cfg, n_layers=3)
     train_lm(model, data.get_batch, steps=200, lr=3e-3, desc=act)
     val_loss = evaluate(model, data.get_batch, batches=20)
     act_results[act] = (count_parameters(model), cfg.d_ff, val_loss)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from roadmap_lib.attention import scaled_dot_product_attention
 from roadmap_lib.chapters.ch04_core_components.experiments import (
     BitClassifier,
-    TinyLM,
+    BlockStackLM,
     attention_scaling,
     bit_task_batch,
     ffn_width_for_params,
@@ -37,7 +37,7 @@ def test_ffn_width_gives_equal_parameters():
     for act in ("gelu", "swiglu"):
         cfg = BlockConfig(d_model=32, n_heads=4, activation=act, bias=False,
                           d_ff=ffn_width_for_params(32, 96, act == "swiglu"))
-        counts.append(count_parameters(TinyLM(50, 16, cfg, 2)))
+        counts.append(count_parameters(BlockStackLM(50, 16, cfg, 2)))
     assert counts[0] == counts[1]
 
 

@@ -107,7 +107,12 @@ class Block(nn.Module):
 
 
 class PosLM(nn.Module):
-    """A character LM whose only difference from scheme to scheme is how positions enter."""
+    """A character LM whose only difference from scheme to scheme is how positions enter.
+
+    Not :class:`roadmap_lib.models.GPT`: Shaw et al.'s scheme changes the attention itself, T5's
+    bias is shared by every layer, and the token vectors start at unit scale so that an added
+    sinusoidal table neither drowns them nor is drowned (GPT-2 starts them at 0.02).
+    """
 
     def __init__(self, c: PosLMConfig):
         super().__init__()

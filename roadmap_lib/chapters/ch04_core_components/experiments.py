@@ -132,8 +132,13 @@ def hf_layer_max_diff(family: str, seq: int = 8, seed: int = 0) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-class TinyLM(nn.Module):
-    """Token + learned position embeddings, ``n_layers`` blocks, (final norm if pre-norm), head."""
+class BlockStackLM(nn.Module):
+    """Token + learned position embeddings, ``n_layers`` blocks, (final norm if pre-norm), head.
+
+    Not :class:`roadmap_lib.models.GPT` on purpose: the experiments vary the block itself (pre- or
+    post-norm, the activation, no biases) and keep PyTorch's default initialisation, so that what
+    a post-norm stack does at a high learning rate is not hidden by GPT-2's small-init scheme.
+    """
 
     def __init__(self, vocab_size: int, context: int, config: BlockConfig, n_layers: int) -> None:
         super().__init__()
@@ -264,7 +269,7 @@ def train_bit_task(
 
 __all__ = [
     "BitClassifier",
-    "TinyLM",
+    "BlockStackLM",
     "attention_scaling",
     "bit_task_batch",
     "ffn_width_for_params",

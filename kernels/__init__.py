@@ -10,12 +10,13 @@ package is first imported::
 Importing compiles nothing and touches no GPU driver.
 
 * ``flash_attention``, ``FlashAttention`` — FlashAttention-2 forward and backward (flash.py)
+* ``flash_attention_varlen`` — the same kernels on packed variable-length sequences (flash.py)
 * ``softmax`` — the warm-up fused softmax kernel, forward and backward (fused_softmax.py)
 * ``reference`` — naive and tiled attention and the online softmax in plain PyTorch (reference.py)
 """
 
 from ._triton_env import INTERPRET
-from .flash import FlashAttention, flash_attention
+from .flash import FlashAttention, flash_attention, flash_attention_varlen
 from .fused_softmax import softmax
 
-__all__ = ["INTERPRET", "FlashAttention", "flash_attention", "softmax"]
+__all__ = ["INTERPRET", "FlashAttention", "flash_attention", "flash_attention_varlen", "softmax"]

@@ -10,7 +10,15 @@ for a reader to step through (and for tests that need no Triton).
   blocks (the loop inside a program). Each tile is a ``(batch, heads, BLOCK_M, BLOCK_N)`` slice,
   so the ragged last tile is just a shorter slice; the kernel masks it instead.
 * :class:`TiledAttention` / :func:`tiled_attention` put the two together in an autograd.Function
-  whose backward is the hand-written one (so ``torch.autograd.gradcheck`` tests it).
+  whose backward is the hand-written one (so ``torch.autograd.gradcheck`` tests it). That backward
+  is first order only: differentiating through it (``create_graph=True``, a gradient penalty) is
+  an error (:func:`first_order_only`), not a silently wrong second derivative.
+
+Causal attention with ``Lq != Lk`` is aligned bottom-right, as in FlashAttention >= 2.1 and
+``roadmap_lib.attention.causal_mask(lq, lk, offset=lk - lq)``: query ``i`` sees keys
+``j <= i + Lk - Lq`` (the last query sees every key). With ``Lq > Lk`` the first ``Lq - Lk``
+queries see no key at all; their output is 0 (as in PyTorch's SDPA), their log-sum-exp is
+``-inf`` and their gradients are 0.
 
 The reference works in natural-log units (``exp``); the kernel folds ``log2 e`` into the scale and
 uses ``exp2``, which is the same arithmetic. Unlike the kernel, the reference does not skip the
@@ -20,6 +28,7 @@ causal tiles that are entirely masked (that is an exercise of chapter 13).
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import torch
 
@@ -30,8 +39,9 @@ def validate_attention_inputs(q, k, v, causal=False, scale=None, *, dtypes=ALL_D
                               head_dims: tuple[int, int] | None = None) -> None:
     """Raise ``TypeError``/``ValueError`` naming what is wrong with attention inputs.
 
-    q: (batch, heads, Lq, d); k, v: (batch, kv_heads, Lk, d), heads % kv_heads == 0; causal needs
-    Lq == Lk; ``head_dims=(lo, hi)`` bounds d; ``dtypes`` lists the accepted dtypes.
+    q: (batch, heads, Lq, d); k, v: (batch, kv_heads, Lk, d), heads % kv_heads == 0 (causal with
+    Lq != Lk is aligned bottom-right, see the module docstring); ``head_dims=(lo, hi)`` bounds d;
+    ``dtypes`` lists the accepted dtypes.
     """
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
@@ -64,19 +74,83 @@ def validate_attention_inputs(q, k, v, causal=False, scale=None, *, dtypes=ALL_D
         )
     if lq == 0 or lk == 0:
         raise ValueError(f"q, k: sequence lengths must be positive, got Lq={lq}, Lk={lk}")
-    if causal and lq != lk:
-        raise ValueError(
-            f"causal=True needs equal query and key lengths, got Lq={lq}, Lk={lk} "
-            f"(q.shape={tuple(q.shape)}, k.shape={tuple(k.shape)})"
-        )
     if scale is not None and not (
         isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0
     ):
         raise ValueError(f"scale: expected a positive finite number or None, got {scale!r}")
 
 
+def validate_varlen_inputs(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                           scale=None, *, dtypes=ALL_DTYPES,
+                           head_dims: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Raise ``TypeError``/``ValueError`` naming what is wrong with packed attention inputs;
+    returns ``(max_seqlen_q, max_seqlen_k)`` as ints (at least 1). Reads ``cu_seqlens`` on the host.
+
+    q: (total_q, heads, d); k, v: (total_k, kv_heads, d); ``cu_seqlens_q``/``cu_seqlens_k``: int32
+    (batch + 1,) cumulative lengths from 0 to total_q/total_k; ``max_seqlen_*`` at least the
+    longest sequence. ``dtypes``, ``head_dims``, ``scale`` as in :func:`validate_attention_inputs`.
+    """
+    for name, t in (("q", q), ("k", k), ("v", v), ("cu_seqlens_q", cu_seqlens_q),
+                    ("cu_seqlens_k", cu_seqlens_k)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.ndim != 3:
+            raise ValueError(f"{name}: expected 3 dimensions (total_tokens, heads, head_dim), "
+                             f"got shape {tuple(t.shape)}")
+    if k.shape != v.shape:
+        raise ValueError(f"v: expected the shape of k {tuple(k.shape)}, got {tuple(v.shape)}")
+    (total_q, heads, d), (total_k, kv_heads, kd) = q.shape, k.shape
+    if kd != d:
+        raise ValueError(f"k: expected head dim {d} to match q's, got {kd} (k.shape={tuple(k.shape)})")
+    if head_dims is not None and not head_dims[0] <= d <= head_dims[1]:
+        raise ValueError(f"q: unsupported head dim {d} (q.shape={tuple(q.shape)}); "
+                         f"expected {head_dims[0]} to {head_dims[1]}")
+    if kv_heads == 0 or heads % kv_heads:
+        raise ValueError(f"k: the number of query heads ({heads}) must be a multiple of the number "
+                         f"of key/value heads, got {kv_heads} (q.shape={tuple(q.shape)}, "
+                         f"k.shape={tuple(k.shape)})")
+    if total_q == 0 or total_k == 0:
+        raise ValueError(f"q, k: expected at least one token each, got {total_q} and {total_k}")
+    # dtypes and scale: the dense checks, on each tensor seen as one (1, heads, tokens, d) sequence
+    validate_attention_inputs(*(t.transpose(0, 1).unsqueeze(0) for t in (q, k, v)), False, scale,
+                              dtypes=dtypes)
+    maxima = []
+    for name, cu, total, other, given in (
+        ("cu_seqlens_q", cu_seqlens_q, total_q, "q", max_seqlen_q),
+        ("cu_seqlens_k", cu_seqlens_k, total_k, "k", max_seqlen_k),
+    ):
+        if cu.dtype != torch.int32 or cu.ndim != 1:
+            raise ValueError(f"{name}: expected an int32 tensor of shape (batch + 1,), got {cu.dtype} "
+                             f"of shape {tuple(cu.shape)}")
+        if cu.numel() != cu_seqlens_q.numel() or cu.numel() < 2:
+            raise ValueError(f"{name}: expected {max(cu_seqlens_q.numel(), 2)} entries (batch + 1) "
+                             f"like cu_seqlens_q, got {cu.numel()}")
+        ends = cu.tolist()
+        if ends[0] != 0:
+            raise ValueError(f"{name}: expected cumulative lengths that start at 0, got {ends[:4]}")
+        lengths = [b - a for a, b in pairwise(ends)]
+        if min(lengths) < 0:
+            raise ValueError(f"{name}: expected non-decreasing cumulative lengths, got {ends}")
+        if ends[-1] != total:
+            raise ValueError(f"{name}: expected its last entry to be {other}'s total_tokens {total}, "
+                             f"got {ends[-1]}")
+        max_name = name.replace("cu_seqlens", "max_seqlen")
+        if isinstance(given, bool) or not isinstance(given, int) or given < max(lengths):
+            raise ValueError(f"{max_name}: expected at least the longest sequence, {max(lengths)}, "
+                             f"got {given!r}")
+        maxima.append(max(given, 1))
+    return maxima[0], maxima[1]
+
+
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def causal_keep(lq: int, lk: int, device=None) -> torch.Tensor:
+    """(Lq, Lk) bool, True where query i may see key j: j <= i + Lk - Lq (bottom-right aligned)."""
+    rows = torch.arange(lq, device=device)[:, None]
+    return torch.arange(lk, device=device)[None, :] <= rows + (lk - lq)
 
 
 def _expand_kv(t: torch.Tensor, heads: int) -> torch.Tensor:
@@ -97,12 +171,15 @@ def naive_attention(q, k, v, causal: bool = False, scale: float | None = None):
     heads = q.shape[1]
     k, v = _expand_kv(k, heads).to(acc), _expand_kv(v, heads).to(acc)
     s = q.to(acc) @ k.transpose(-1, -2) * scale
-    if causal:
-        lq, lk = s.shape[-2:]
-        s = s.masked_fill(torch.ones(lq, lk, dtype=torch.bool, device=s.device).triu(1), float("-inf"))
+    if not causal:
+        lse = torch.logsumexp(s, dim=-1)
+        return (torch.exp(s - lse[..., None]) @ v).to(q.dtype), lse
+    keep = causal_keep(*s.shape[-2:], device=s.device)
+    seen = keep.any(-1)  # False for a query that sees no key (Lq > Lk)
+    s = s.masked_fill(~keep, float("-inf")).masked_fill(~seen[:, None], 0.0)  # 0: any finite row
     lse = torch.logsumexp(s, dim=-1)
-    o = torch.exp(s - lse[..., None]) @ v
-    return o.to(q.dtype), lse
+    o = (torch.exp(s - lse[..., None]) @ v).masked_fill(~seen[:, None], 0.0)
+    return o.to(q.dtype), lse.masked_fill(~seen, float("-inf"))
 
 
 # ---------------------------------------------------------------------- online softmax
@@ -159,17 +236,19 @@ def tiled_attention_forward(q, k, v, causal: bool = False, scale: float | None =
             cols = torch.arange(start_n, start_n + k_block.shape[2], device=q.device)
 
             s = q_block @ k_block.transpose(-1, -2) * scale
-            if causal:
-                s = s.masked_fill(cols[None, :] > rows[:, None], float("-inf"))
+            if causal:  # bottom-right: query i sees keys j <= i + Lk - Lq
+                s = s.masked_fill(cols[None, :] > rows[:, None] + Lk - Lq, float("-inf"))
 
             m_new = torch.maximum(m_i, s.amax(-1))
-            alpha = torch.exp(m_i - m_new)  # rescales what was summed under the old max
-            p = torch.exp(s - m_new[..., None])
+            m_ref = m_new.masked_fill(m_new == float("-inf"), 0.0)  # a row with no key yet: 0
+            alpha = torch.exp(m_i - m_ref)  # rescales what was summed under the old max
+            p = torch.exp(s - m_ref[..., None])
             l_i = l_i * alpha + p.sum(-1)
             acc = acc * alpha[..., None] + p @ v_block
             m_i = m_new
 
-        o[:, :, start_m:start_m + block_m] = (acc / l_i[..., None]).to(q.dtype)
+        l_safe = l_i.masked_fill(l_i == 0, 1.0)  # a query that saw no key at all: output 0
+        o[:, :, start_m:start_m + block_m] = (acc / l_safe[..., None]).to(q.dtype)
         lse[:, :, start_m:start_m + block_m] = m_i + torch.log(l_i)
     return o, lse
 
@@ -188,6 +267,7 @@ def tiled_attention_backward(do, q, k, v, o, lse, causal: bool = False, scale: f
     batch, heads, Lq, d = q.shape
     kv_heads, Lk = k.shape[1], k.shape[2]
     qa, doa, lse = q.to(acc_dtype), do.to(acc_dtype), lse.to(acc_dtype)
+    lse = lse.masked_fill(lse == float("-inf"), float("inf"))  # a query that saw no key: P = 0
     ka, va = _expand_kv(k, heads).to(acc_dtype), _expand_kv(v, heads).to(acc_dtype)
     delta = (doa * o.to(acc_dtype)).sum(-1)
 
@@ -198,7 +278,7 @@ def tiled_attention_backward(do, q, k, v, o, lse, causal: bool = False, scale: f
         if causal:
             rows = torch.arange(start_m, start_m + q_block.shape[2], device=q.device)
             cols = torch.arange(start_n, start_n + k_block.shape[2], device=q.device)
-            p = p.masked_fill(cols[None, :] > rows[:, None], 0.0)
+            p = p.masked_fill(cols[None, :] > rows[:, None] + Lk - Lq, 0.0)
         return p
 
     dk = torch.zeros_like(ka)
@@ -232,6 +312,42 @@ def tiled_attention_backward(do, q, k, v, o, lse, causal: bool = False, scale: f
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
 
 
+class _NoDoubleBackward(torch.autograd.Function):
+    """Passes a first-order backward's gradients through; differentiating them raises."""
+
+    @staticmethod
+    def forward(ctx, name, *grads):
+        ctx.name = name
+        return tuple(g.clone() for g in grads)
+
+    @staticmethod
+    def backward(ctx, *_):
+        raise RuntimeError(
+            f"{ctx.name}: double backward (differentiating its gradients, e.g. after "
+            "torch.autograd.grad(..., create_graph=True) for a gradient penalty) is not supported: "
+            "its backward is hand-written and first order only. Use naive_attention (plain "
+            "PyTorch operations, differentiable twice) where second derivatives are needed"
+        )
+
+
+def first_order_only(name: str, backward, saved, grad_outputs):
+    """Run ``backward(*grad_outputs)`` (a hand-written first-order backward) without recording it.
+
+    Under ``create_graph=True`` with anything that needs gradients, the results are routed through
+    a node that raises when differentiated, so a second derivative is a clear error instead of a
+    wrong number (the role of ``torch.autograd.function.once_differentiable``, with our message;
+    it also catches what that decorator misses: grad outputs that need no gradient while the
+    saved inputs do).
+    """
+    with torch.no_grad():
+        grads = backward(*grad_outputs)
+    tensors = [t for t in (*saved, *grad_outputs) if isinstance(t, torch.Tensor)]
+    if not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors):
+        return grads
+    leaves = [g.detach().requires_grad_() for g in grads]
+    return _NoDoubleBackward.apply(name, *leaves)
+
+
 class TiledAttention(torch.autograd.Function):
     """The tiled forward with the hand-written tiled backward (not autograd through the loops)."""
 
@@ -245,7 +361,10 @@ class TiledAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, do):
         q, k, v, o, lse = ctx.saved_tensors
-        dq, dk, dv = tiled_attention_backward(do, q, k, v, o, lse, *ctx.args)
+        dq, dk, dv = first_order_only(
+            "tiled_attention", lambda g: tiled_attention_backward(g, q, k, v, o, lse, *ctx.args),
+            (q, k, v), (do,),
+        )
         return dq, dk, dv, None, None, None, None
 
 
@@ -260,7 +379,7 @@ def tiled_attention(q, k, v, causal: bool = False, scale: float | None = None,
 
 
 __all__ = [
-    "TiledAttention", "naive_attention", "online_softmax", "online_softmax_states",
+    "TiledAttention", "causal_keep", "first_order_only", "naive_attention", "online_softmax", "online_softmax_states",
     "tiled_attention", "tiled_attention_backward", "tiled_attention_forward",
-    "validate_attention_inputs",
+    "validate_attention_inputs", "validate_varlen_inputs",
 ]

@@ -18,7 +18,8 @@ if not torch.cuda.is_available():
 
 import torch.nn.functional as F
 
-from roadmap_lib.kernels import INTERPRET, flash_attention
+from roadmap_lib.attention import causal_mask
+from roadmap_lib.kernels import INTERPRET, flash_attention, flash_attention_varlen
 from roadmap_lib.kernels.reference import naive_attention
 
 pytestmark = pytest.mark.kernels
@@ -174,7 +175,6 @@ def _bad(shape_q=(1, 4, 8, 16), shape_k=(1, 4, 8, 16), shape_v=None, dtype=torch
         (_bad(shape_q=(1, 4, 8, 256), shape_k=(1, 4, 8, 256)), "unsupported head dim 256"),
         (_bad(dtype=torch.float64), "unsupported dtype torch.float64"),
         (_bad(shape_q=(4, 8, 16), shape_k=(4, 8, 16)), "expected 4 dimensions"),
-        (_bad(shape_k=(1, 4, 9, 16), causal=True), "causal=True needs equal"),
         (_bad(scale=-1.0), "scale: expected a positive"),
         (_bad(block_m=24), "block_m: expected a power of two"),
     ],
@@ -197,3 +197,150 @@ def test_cpu_without_interpreter_says_what_to_do():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert "TRITON_INTERPRET" in out.stdout, out.stdout + out.stderr
+
+
+# --- causal with Lq != Lk, aligned bottom-right (FlashAttention >= 2.1): query i sees keys
+# j <= i + Lk - Lq, the mask of roadmap_lib.attention.causal_mask(lq, lk, offset=lk - lq). With
+# Lq > Lk the first Lq - Lk queries see no key: output 0, gradient 0, lse -inf (SDPA gives 0 too).
+
+
+def sdpa64_with_mask(q, k, v, do, mask):
+    """torch's SDPA in float64 with an explicit boolean mask: o, lse and the gradients."""
+    q, k, v = (t.detach().double().requires_grad_() for t in (q, k, v))
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.shape[-3] != k.shape[-3])
+    o.backward(do.double())
+    scores = q @ k.repeat_interleave(q.shape[-3] // k.shape[-3], -3).transpose(-1, -2)
+    lse = torch.logsumexp((scores / q.shape[-1] ** 0.5).masked_fill(~mask, float("-inf")), -1)
+    return o.detach(), lse.detach(), q.grad, k.grad, v.grad
+
+
+def check_against(got, want, dtype=torch.float32):
+    tol_o, tol_g = TOL[dtype]
+    for name, g, r, tol in zip(("o", "lse", "dq", "dk", "dv"), got, want, (tol_o, tol_o, tol_g, tol_g, tol_g)):
+        assert g.shape == r.shape, f"{name}: shape {tuple(g.shape)} != {tuple(r.shape)}"
+        if name == "lse":  # rows that see no key: -inf on both sides
+            assert torch.equal(torch.isneginf(g), torch.isneginf(r)), "lse: rows with no key differ"
+            g, r = g.masked_fill(torch.isneginf(g), 0.0), r.masked_fill(torch.isneginf(r), 0.0)
+        assert torch.isfinite(g).all(), f"{name}: not finite"
+        assert_close(g, r, tol, name)
+
+
+@pytest.mark.parametrize("lq, lk", [(5, 37), (37, 5), (1, 40), (40, 1), (20, 33), (33, 20)])
+def test_causal_unequal_lengths_bottom_right(lq, lk):
+    q, k, v, do = make_inputs(1, 2, 1, lq, lk, 16, torch.float32, seed=lq * 100 + lk)
+    got = run_flash(q, k, v, do, True, block_m=16, block_n=16)
+    check_against(got, sdpa64_with_mask(q, k, v, do, causal_mask(lq, lk, offset=lk - lq)))
+
+
+# --- double backward (issue 12): the backward kernels are first order only. Differentiating
+# through them (create_graph=True, e.g. a gradient penalty) used to give a wrong q.grad silently.
+
+
+@pytest.mark.parametrize("first_loss", ["sum", "square"])
+def test_double_backward_is_a_clear_error(first_loss):
+    q, k, v, _ = make_inputs(1, 2, 1, 8, 8, 16, torch.float32, seed=17)
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    o = flash_attention(q, k, v, causal=True, block_m=16, block_n=16)
+    loss = o.sum() if first_loss == "sum" else o.pow(2).sum()
+    (dq,) = torch.autograd.grad(loss, q, create_graph=True)  # first order: fine
+    with pytest.raises(RuntimeError, match=r"flash_attention: double backward .* not supported"):
+        (loss + dq.pow(2).sum()).backward()  # a gradient penalty needs the second order
+
+
+# --- variable-length batches: packed sequences (total_tokens, heads, d) with cumulative lengths,
+# like FlashAttention's flash_attn_varlen_func; compared with SDPA on the whole packed batch under
+# a block-diagonal mask (each sequence sees only itself; causal bottom-right within a sequence).
+
+
+def packed_inputs(lens_q, lens_k, heads, kv_heads, d=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tq, tk = sum(lens_q), sum(lens_k)
+    q, k, v, do = (torch.randn(n, h, d, generator=g).to(DEVICE)
+                   for n, h in ((tq, heads), (tk, kv_heads), (tk, kv_heads), (tq, heads)))
+    cu_q, cu_k = (torch.tensor([0, *lens], dtype=torch.int32).cumsum(0).to(DEVICE, torch.int32)
+                  for lens in (lens_q, lens_k))
+    return q, k, v, do, cu_q, cu_k
+
+
+def block_diagonal_mask(lens_q, lens_k, causal):
+    mask = torch.zeros(sum(lens_q), sum(lens_k), dtype=torch.bool)
+    i = j = 0
+    for lq, lk in zip(lens_q, lens_k):
+        block = causal_mask(lq, lk, offset=lk - lq) if causal else torch.ones(lq, lk, dtype=torch.bool)
+        mask[i:i + lq, j:j + lk] = block
+        i, j = i + lq, j + lk
+    return mask
+
+
+def run_varlen(q, k, v, do, cu_q, cu_k, lens_q, lens_k, causal, **kw):
+    q, k, v = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    o, lse = flash_attention_varlen(q, k, v, cu_q, cu_k, max(lens_q), max(lens_k), causal=causal,
+                                    return_lse=True, **kw)
+    o.backward(do)
+    return o.detach(), lse, q.grad, k.grad, v.grad
+
+
+# an empty query sequence, a query sequence whose keys are empty, Lq < Lk, Lq > Lk, ragged tiles
+LENS_Q, LENS_K = [7, 0, 20, 33, 4], [12, 5, 20, 17, 0]
+
+
+@pytest.mark.parametrize("kind", ["MHA", "GQA"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_varlen_against_sdpa_with_block_mask(causal, kind):
+    heads, kv_heads = HEADS[kind]
+    q, k, v, do, cu_q, cu_k = packed_inputs(LENS_Q, LENS_K, heads, kv_heads, seed=int(causal))
+    got = run_varlen(q, k, v, do, cu_q, cu_k, LENS_Q, LENS_K, causal, block_m=16, block_n=16)
+    assert got[0].shape == q.shape and got[1].shape == (heads, q.shape[0])  # lse: (heads, total_q)
+    # SDPA on the packed batch as one (1, heads, total, d) sequence
+    as_seq = lambda t: t.transpose(0, 1).unsqueeze(0)
+    want = sdpa64_with_mask(as_seq(q), as_seq(k), as_seq(v), as_seq(do),
+                            block_diagonal_mask(LENS_Q, LENS_K, causal))
+    want = [want[0][0].transpose(0, 1), want[1][0], *(g[0].transpose(0, 1) for g in want[2:])]
+    check_against(got, want)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_varlen_with_equal_lengths_is_the_dense_kernel(causal):
+    q, k, v, do = make_inputs(3, 4, 2, 21, 21, 16, torch.float32, seed=19)
+    pack = lambda t: t.transpose(1, 2).reshape(-1, t.shape[1], t.shape[3])
+    cu = torch.arange(0, 64, 21, dtype=torch.int32, device=DEVICE)
+    dense = run_flash(q, k, v, do, causal, block_m=16, block_n=16)
+    packed = run_varlen(pack(q), pack(k), pack(v), pack(do), cu, cu, [21] * 3, [21] * 3, causal,
+                        block_m=16, block_n=16)
+    for name, a, b in zip(("o", "dq", "dk", "dv"), (dense[0], *dense[2:]), (packed[0], *packed[2:])):
+        assert_close(pack(a), b, 1e-6, name)
+    assert_close(dense[1].permute(1, 0, 2).reshape(4, -1), packed[1], 1e-6, "lse")
+
+
+def test_varlen_double_backward_is_a_clear_error():
+    q, k, v, _, cu_q, cu_k = packed_inputs([3, 5], [4, 5], 2, 1, seed=23)
+    q.requires_grad_()
+    o = flash_attention_varlen(q, k, v, cu_q, cu_k, 5, 5, causal=True)
+    (dq,) = torch.autograd.grad(o.sum(), q, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"flash_attention_varlen: double backward .* not supported"):
+        dq.pow(2).sum().backward()
+
+
+def _bad_varlen(lens_q=(3, 5), lens_k=(4, 5), heads=2, kv_heads=1, **kw):
+    q, k, v, _, cu_q, cu_k = packed_inputs(list(lens_q), list(lens_k), heads, kv_heads)
+    args = {"q": q, "k": k, "v": v, "cu_seqlens_q": cu_q, "cu_seqlens_k": cu_k,
+            "max_seqlen_q": max(lens_q), "max_seqlen_k": max(lens_k)}
+    return {**args, **kw}
+
+
+@pytest.mark.parametrize("case, match", [
+    (_bad_varlen(q=torch.zeros(1, 8, 2, 16)), r"q: expected 3 dimensions \(total_tokens, heads, head_dim\)"),
+    (_bad_varlen(cu_seqlens_q=torch.tensor([0, 3, 8])), "cu_seqlens_q: expected an int32 tensor .*got torch.int64"),
+    (_bad_varlen(cu_seqlens_q=torch.tensor([1, 3, 8], dtype=torch.int32)), "cu_seqlens_q: expected .* start at 0"),
+    (_bad_varlen(cu_seqlens_k=torch.tensor([0, 6, 4, 9], dtype=torch.int32)),
+     "cu_seqlens_k: expected 3 entries .* like cu_seqlens_q"),
+    (_bad_varlen(cu_seqlens_k=torch.tensor([0, 6, 4], dtype=torch.int32)), "cu_seqlens_k: expected non-decreasing"),
+    (_bad_varlen(cu_seqlens_q=torch.tensor([0, 3, 7], dtype=torch.int32)),
+     r"cu_seqlens_q: expected its last entry to be q's total_tokens 8, got 7"),
+    (_bad_varlen(max_seqlen_q=4), "max_seqlen_q: expected at least the longest sequence, 5, got 4"),
+    (_bad_varlen(kv_heads=3, heads=4), "multiple of the number of key/value heads, got 3"),
+    (_bad_varlen(scale=0.0), "scale: expected a positive"),
+])
+def test_varlen_bad_input_raises(case, match):
+    with pytest.raises(ValueError, match=match):
+        flash_attention_varlen(**case)

@@ -98,11 +98,71 @@ def test_bad_input():
         validate_attention_inputs(q, rand(1, 3, 8, 16), rand(1, 3, 8, 16))
     with pytest.raises(ValueError, match="expected head dim 16"):
         naive_attention(q, rand(1, 4, 8, 8), rand(1, 4, 8, 8))
-    with pytest.raises(ValueError, match="causal=True needs equal"):
-        tiled_attention(q, rand(1, 4, 9, 16), rand(1, 4, 9, 16), causal=True)
     with pytest.raises(ValueError, match="block_m"):
         tiled_attention(q, q, q, block_m=0)
     with pytest.raises(TypeError, match="k: expected a torch.Tensor"):
         naive_attention(q, None, q)
     with pytest.raises(ValueError, match="block_size"):
         online_softmax(rand(4), 0)
+
+
+# --- causal attention with Lq != Lk: aligned bottom-right, as FlashAttention >= 2.1 and
+# roadmap_lib.attention.causal_mask(lq, lk, offset=lk - lq) do (query i sees keys j <= i + lk - lq;
+# with lq > lk the first lq - lk queries see no key at all and get output 0, like SDPA's)
+
+
+def sdpa_with_mask(q, k, v, mask, do):
+    """Output and gradients of torch's SDPA (float64) with an explicit boolean mask."""
+    q, k, v = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.shape[1] != k.shape[1])
+    o.backward(do)
+    return o.detach(), q.grad, k.grad, v.grad
+
+
+@pytest.mark.parametrize("lq, lk", [(5, 13), (13, 5), (1, 9), (9, 1), (16, 33)])
+def test_causal_unequal_lengths_is_bottom_right(lq, lk):
+    from roadmap_lib.attention import causal_mask
+
+    q, k, v = rand(2, 4, lq, 8, seed=1), rand(2, 2, lk, 8, seed=2), rand(2, 2, lk, 8, seed=3)
+    do = rand(2, 4, lq, 8, seed=4)
+    mask = causal_mask(lq, lk, offset=lk - lq)
+    want = sdpa_with_mask(q, k, v, mask, do)
+    o, lse = naive_attention(q, k, v, causal=True)
+    o_tiled, lse_tiled = tiled_attention_forward(q, k, v, True, None, 4, 3)
+    s = (q @ k.repeat_interleave(2, 1).transpose(-1, -2) / 8**0.5).masked_fill(~mask, float("-inf"))
+    for got_o, got_lse in ((o, lse), (o_tiled, lse_tiled)):
+        torch.testing.assert_close(got_o, want[0])
+        torch.testing.assert_close(got_lse, torch.logsumexp(s, -1))  # -inf for a row with no key
+    grads = []
+    for fn in (lambda a, b, c: tiled_attention(a, b, c, True, None, 4, 3),
+               lambda a, b, c: naive_attention(a, b, c, True)[0]):
+        a, b, c = (t.clone().requires_grad_() for t in (q, k, v))
+        fn(a, b, c).backward(do)
+        grads.append((a.grad, b.grad, c.grad))
+    for got in grads:
+        for g, r in zip(got, want[1:]):
+            assert torch.isfinite(g).all()
+            torch.testing.assert_close(g, r)
+
+
+# --- double backward (issue 12): the hand-written backward is first order only. Differentiating
+# through it (create_graph=True, e.g. a gradient penalty) used to run and give a wrong q.grad
+# silently; now it is a clear error.
+
+
+@pytest.mark.parametrize("first_loss", ["sum", "square"])
+def test_tiled_double_backward_is_a_clear_error(first_loss):
+    q, k, v = (rand(1, 2, 8, 4, seed=s).requires_grad_() for s in (20, 21, 22))
+    o = tiled_attention(q, k, v, True, None, 4, 4)
+    loss = o.sum() if first_loss == "sum" else o.pow(2).sum()
+    (dq,) = torch.autograd.grad(loss, q, create_graph=True)  # first order: fine
+    with pytest.raises(RuntimeError, match=r"tiled_attention: double backward .* not supported"):
+        (loss + dq.pow(2).sum()).backward()  # a gradient penalty needs the second order
+
+
+def test_tiled_first_order_gradients_unchanged_under_create_graph():
+    q, k, v = (rand(1, 2, 8, 4, seed=s).requires_grad_() for s in (23, 24, 25))
+    grads = torch.autograd.grad(tiled_attention(q, k, v, True).sum(), (q, k, v), create_graph=True)
+    expected = torch.autograd.grad(naive_attention(q, k, v, True)[0].sum(), (q, k, v))
+    for g, r in zip(grads, expected):
+        torch.testing.assert_close(g.detach(), r)

@@ -35,11 +35,34 @@ def _per_layer(sd: dict[str, torch.Tensor], prefix: str) -> dict[int, dict[str, 
 # --- GPT-2 ------------------------------------------------------------------------------------
 
 
+#: transformers' names for the tanh approximation of GELU, the one our GPT uses (same function)
+_TANH_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_fast", "gelu_accurate")
+
+
+def _refuse(config, field: str, supported, why: str) -> None:
+    """Raise unless ``config.<field>`` (read as transformers does) is one of ``supported``."""
+    got = getattr(config, field, supported[0])
+    if got not in supported:
+        allowed = " or ".join(repr(v) for v in supported if v is not None)
+        raise ValueError(f"config.{field}: got {got!r}; {why} (supported: {allowed})")
+
+
 def gpt_config_from_hf(config) -> GPTConfig:
+    """Our GPTConfig for a transformers ``GPT2Config``; raises ``ValueError`` for what we lack.
+
+    Every field ``GPT2LMHeadModel`` reads is mapped, refused, or (the attention-scale variants
+    ``scale_attn_weights=False`` and ``scale_attn_by_inverse_layer_idx=True``) left to
+    :func:`gpt_from_hf`, which folds the scale into the query weights.
+    """
     if config.model_type != "gpt2":
         raise ValueError(f"config: expected a GPT2Config, got model_type={config.model_type!r}")
-    if config.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
-        raise ValueError(f"config.activation_function: expected 'gelu_new', got {config.activation_function!r}")
+    if config.activation_function not in _TANH_GELU:
+        raise ValueError(f"config.activation_function: expected 'gelu_new' or another name of the tanh "
+                         f"GELU our GPT uses ({', '.join(_TANH_GELU[1:])}), "
+                         f"got {config.activation_function!r}")
+    _refuse(config, "add_cross_attention", (False,), "our GPT has no cross-attention")
+    # reorder_and_upcast_attn only changes the order and precision of the score computation:
+    # the same numbers in float32, which is what our models compute in
     return GPTConfig(
         vocab_size=config.vocab_size, context_length=config.n_positions, d_model=config.n_embd,
         n_layers=config.n_layer, n_heads=config.n_head, d_ff=config.n_inner,
@@ -47,15 +70,37 @@ def gpt_config_from_hf(config) -> GPTConfig:
     )
 
 
+def _gpt2_query_scale(config, layer: int) -> float:
+    """What GPT-2's layer ``layer`` multiplies q·k by, divided by our 1/sqrt(head_dim)."""
+    scale = 1.0 if config.scale_attn_weights else (config.n_embd // config.n_head) ** 0.5
+    return scale / (layer + 1) if config.scale_attn_by_inverse_layer_idx else scale
+
+
 def gpt_from_hf(hf_model: nn.Module) -> GPT:
-    """Our :class:`GPT` with the weights of a transformers ``GPT2LMHeadModel``."""
-    model = GPT(gpt_config_from_hf(hf_model.config))
+    """Our :class:`GPT` with the weights of a transformers ``GPT2LMHeadModel``.
+
+    Our attention always scales q·k by 1/sqrt(head_dim). GPT-2 variants that scale otherwise
+    (``scale_attn_weights=False``: by 1; ``scale_attn_by_inverse_layer_idx=True``: by a further
+    1/(layer + 1)) are converted by multiplying each layer's query weights and bias by the ratio:
+    (c q)·k / sqrt(d) = (c / sqrt(d)) q·k, the same logits. :func:`gpt_to_hf` then gives a standard
+    GPT-2 carrying those folded weights.
+    """
+    config = hf_model.config
+    model = GPT(gpt_config_from_hf(config))
     sd = hf_model.state_dict()
+    if "lm_head.weight" not in sd:
+        raise ValueError(f"hf_model: expected a GPT2LMHeadModel, got {type(hf_model).__name__} "
+                         "(no lm_head.weight)")
     ours = {"wte.weight": sd["transformer.wte.weight"], "wpe.weight": sd["transformer.wpe.weight"],
             "ln_f.weight": sd["transformer.ln_f.weight"], "ln_f.bias": sd["transformer.ln_f.bias"],
             "lm_head.weight": sd["lm_head.weight"]}
     for i, layer in _per_layer(sd, "transformer.h.").items():
-        ours.update({f"blocks.{i}.{k}": v for k, v in state_dict_from_hf(layer, "gpt2").items()})
+        block = state_dict_from_hf(layer, "gpt2")
+        c = _gpt2_query_scale(config, i)
+        if c != 1.0:
+            for name in ("attn.q_proj.weight", "attn.q_proj.bias"):
+                block[name] = block[name].float() * c  # in our model's float32
+        ours.update({f"blocks.{i}.{k}": v for k, v in block.items()})
     model.load_state_dict(ours, strict=True)
     return model.eval()
 
@@ -92,15 +137,23 @@ def gpt_to_hf(model: GPT) -> nn.Module:
 def _rope_theta(config) -> float:
     params = getattr(config, "rope_parameters", None) or {}
     if params.get("rope_type", "default") != "default":
-        raise ValueError(f"config.rope_parameters: only the default RoPE is supported, got {params}")
+        raise ValueError(f"config.rope_parameters: our Llama has plain RoPE, rope_type 'default' "
+                         f"(supported: rope_type 'default' with any rope_theta), got {params}")
     return float(params.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
 
 
 def llama_config_from_hf(config) -> LlamaConfig:
+    """Our LlamaConfig for a transformers ``LlamaConfig``; raises ``ValueError`` for what we lack.
+
+    ``pretraining_tp`` is accepted: transformers 5 no longer splits the matmuls by it.
+    """
     if config.model_type != "llama":
         raise ValueError(f"config: expected a LlamaConfig, got model_type={config.model_type!r}")
-    if config.attention_bias or config.mlp_bias or config.hidden_act != "silu":
-        raise ValueError("config: expected attention_bias=False, mlp_bias=False, hidden_act='silu'")
+    _refuse(config, "attention_bias", (False,), "our Llama has no biases")
+    _refuse(config, "mlp_bias", (False,), "our Llama has no biases")
+    if config.hidden_act not in ("silu", "swish"):  # two names of torch's SiLU
+        raise ValueError(f"config.hidden_act: expected 'silu' (or its other name 'swish') for our "
+                         f"SwiGLU feed-forward, got {config.hidden_act!r}")
     return LlamaConfig(
         vocab_size=config.vocab_size, context_length=config.max_position_embeddings,
         d_model=config.hidden_size, n_layers=config.num_hidden_layers,
@@ -158,10 +211,18 @@ _BERT_CLS = [("pooler.weight", "bert.pooler.dense.weight"), ("pooler.bias", "ber
 
 
 def bert_config_from_hf(config) -> BertConfig:
+    """Our BertConfig for a transformers ``BertConfig``; raises ``ValueError`` for what we lack."""
     if config.model_type != "bert":
         raise ValueError(f"config: expected a BertConfig, got model_type={config.model_type!r}")
     if config.hidden_act != "gelu":
-        raise ValueError(f"config.hidden_act: expected 'gelu', got {config.hidden_act!r}")
+        raise ValueError(f"config.hidden_act: expected 'gelu' (exact, erf) for our BERT, "
+                         f"got {config.hidden_act!r}")
+    _refuse(config, "is_decoder", (False,), "our BERT is a bidirectional encoder, not a causal decoder")
+    _refuse(config, "add_cross_attention", (False,), "our BERT has no cross-attention")
+    # transformers 5 dropped relative position embeddings and ignores this field; a checkpoint that
+    # sets it was trained with positions that neither it nor we compute
+    _refuse(config, "position_embedding_type", ("absolute", None),
+            "our BERT has learned absolute position embeddings only")
     return BertConfig(
         vocab_size=config.vocab_size, context_length=config.max_position_embeddings,
         d_model=config.hidden_size, n_layers=config.num_hidden_layers,
@@ -188,6 +249,8 @@ def bert_from_hf(hf_model: nn.Module) -> BertForMaskedLM | BertForSequenceClassi
     sd = hf_model.state_dict()
     ours = _bert_encoder_from_hf(sd)
     if kind == "BertForMaskedLM":
+        _refuse(hf_model.config, "tie_word_embeddings", (True,),
+                "our BertForMaskedLM ties its output layer to the word embeddings")
         model = BertForMaskedLM(config)
         ours.update({o: sd[f"cls.predictions.{t}"] for o, t in _BERT_MLM})
     elif kind == "BertForSequenceClassification":

@@ -98,14 +98,40 @@ def _t5_pairs(c: T5Config) -> list[tuple[str, str]]:
     return pairs
 
 
+#: transformers' names for T5's dense activations -> ours (gelu_new: the tanh approximation)
+_T5_ACT = {"relu": "relu", "gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+           "silu": "silu"}
+
+
+def _t5_feed_forward(config) -> str:
+    """Our ``feed_forward`` for what transformers' T5 builds: ``dense_act_fn``, ``is_gated_act``.
+
+    transformers derives both from ``feed_forward_proj`` when the config is made ('gated-gelu'
+    means a gated tanh GELU), but builds the model from them, so they are what we must match.
+    """
+    act = getattr(config, "dense_act_fn", None)
+    gated = getattr(config, "is_gated_act", None)
+    if act is None or gated is None:  # a config object without the derived fields
+        act_info = config.feed_forward_proj.split("-")
+        act, gated = act_info[-1], act_info[0] == "gated"
+        act = "gelu_new" if config.feed_forward_proj == "gated-gelu" else act
+    ours = {v: k for k, v in FEED_FORWARD.items()}.get((_T5_ACT.get(act), bool(gated)))
+    if ours is None:
+        supported = ", ".join(
+            f"{k!r} ({'gated ' if g else ''}{a})" for k, (a, g) in sorted(FEED_FORWARD.items())
+        )
+        raise ValueError(
+            f"config.dense_act_fn={act!r}, is_gated_act={gated!r} (from feed_forward_proj="
+            f"{config.feed_forward_proj!r}): our T5 has no such feed-forward; supported: {supported}"
+        )
+    return ours
+
+
 def t5_config_from_hf(config) -> T5Config:
+    """Our T5Config for a transformers ``T5Config``; raises ``ValueError`` for what we lack."""
     if config.model_type != "t5":
         raise ValueError(f"config: expected a T5Config, got model_type={config.model_type!r}")
-    if config.feed_forward_proj not in FEED_FORWARD:
-        raise ValueError(
-            f"config.feed_forward_proj: expected one of {sorted(FEED_FORWARD)}, "
-            f"got {config.feed_forward_proj!r}"
-        )
+    feed_forward = _t5_feed_forward(config)
     start = getattr(config, "decoder_start_token_id", None)
     return T5Config(
         vocab_size=config.vocab_size,
@@ -117,7 +143,7 @@ def t5_config_from_hf(config) -> T5Config:
         n_heads=config.num_heads,
         num_buckets=config.relative_attention_num_buckets,
         max_distance=config.relative_attention_max_distance,
-        feed_forward=config.feed_forward_proj,
+        feed_forward=feed_forward,
         norm_eps=config.layer_norm_epsilon,
         dropout=config.dropout_rate,
         # transformers 5 always ties and says whether to rescale in scale_decoder_outputs
@@ -221,6 +247,11 @@ def _bart_pairs(c: BartConfig) -> list[tuple[str, str]]:
 
 
 def bart_config_from_hf(config) -> BartConfig:
+    """Our BartConfig for a transformers ``BartConfig``; raises ``ValueError`` for what we lack.
+
+    mBART's switches (``normalize_before``, ``add_final_layer_norm``, ...) are not read by
+    transformers' BART either; layer-drop and the dropouts only act in training.
+    """
     if config.model_type != "bart":
         raise ValueError(f"config: expected a BartConfig, got model_type={config.model_type!r}")
     if config.activation_function not in _BART_ACT:
@@ -228,13 +259,13 @@ def bart_config_from_hf(config) -> BartConfig:
             f"config.activation_function: expected one of {sorted(_BART_ACT)}, "
             f"got {config.activation_function!r}"
         )
-    if (
-        config.encoder_attention_heads != config.decoder_attention_heads
-        or config.encoder_ffn_dim != config.decoder_ffn_dim
-    ):
-        raise ValueError(
-            "config: expected the same attention heads and ffn dim in the encoder and the decoder"
-        )
+    for enc, dec in (("encoder_attention_heads", "decoder_attention_heads"),
+                     ("encoder_ffn_dim", "decoder_ffn_dim")):
+        if getattr(config, enc) != getattr(config, dec):
+            raise ValueError(
+                f"config.{enc}={getattr(config, enc)}, config.{dec}={getattr(config, dec)}: our BART "
+                "has the same attention heads and ffn dim in the encoder and the decoder"
+            )
     return BartConfig(
         vocab_size=config.vocab_size,
         context_length=config.max_position_embeddings,

@@ -69,3 +69,9 @@ def test_an_entry_that_does_not_parse_is_an_error(bib):
     with pytest.raises(ValueError, match=r"2 entries start \(a, b\) but 1 parse"):
         merge_bib.merge([fragment], target)
     assert target.read_text(encoding="utf-8") == REFERENCES
+
+
+def test_chapter_map_page_agrees_with_the_table_of_contents():
+    from tools import chapter_map
+
+    assert chapter_map.check() == [], "book/chapter_map.md is out of date: python tools/chapter_map.py --check"

@@ -75,6 +75,10 @@ def block_config_from_hf(config) -> BlockConfig:
         if config.scale_attn_by_inverse_layer_idx or config.reorder_and_upcast_attn:
             raise ValueError("config: GPT-2 attention variants (scale_attn_by_inverse_layer_idx, "
                              "reorder_and_upcast_attn) are not supported")
+        if not getattr(config, "scale_attn_weights", True):
+            raise ValueError("config.scale_attn_weights: got False (scores not divided by "
+                             "sqrt(head_dim)); one block supports only the standard scaled "
+                             "attention (models.hf.gpt_from_hf converts whole models with it)")
         if config.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
             raise ValueError(f"config.activation_function: expected 'gelu_new', "
                              f"got {config.activation_function!r}")

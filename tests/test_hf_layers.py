@@ -134,3 +134,7 @@ def test_unsupported_configs_raise():
     cfg = BertConfig(hidden_size=32, num_attention_heads=4, hidden_act="relu")
     with pytest.raises(ValueError, match=r"config.hidden_act: expected 'gelu', got 'relu'"):
         block_config_from_hf(cfg)
+    for flag in ({"scale_attn_weights": False}, {"scale_attn_by_inverse_layer_idx": True},
+                 {"reorder_and_upcast_attn": True}):
+        with pytest.raises(ValueError, match="scale_attn|attention variants"):
+            block_config_from_hf(GPT2Config(n_embd=32, n_head=4, **flag))

@@ -28,12 +28,13 @@ import torch
 
 import roadmap_lib
 from roadmap_lib import set_seed
-from roadmap_lib.chapters.ch14_quantization.experiments import calibration_sets, load_model
+from roadmap_lib.chapters.ch14_quantization.experiments import calibration_sets
 from roadmap_lib.chapters.ch14_quantization.methods import METHODS, build
 from roadmap_lib.data import CharLMData
 from roadmap_lib.fileio import atomic_write_text
 from roadmap_lib.measure import cpu_threads, time_call
 from roadmap_lib.quantization import quantize_model
+from roadmap_lib.zoo import load_char_gpt
 
 OUT = Path(__file__).resolve().parent / "results" / "quantization.json"
 SHAPES = {"12x64": (12, 64), "1x64": (1, 64)}
@@ -83,7 +84,7 @@ def main(argv=None) -> dict:
               "timing": "best of `repeats` forward calls after a warm-up, best over `rounds`, "
                         "torch.no_grad, one thread", "methods": {}}
     with cpu_threads(args.threads):
-        model, vocab, _ = load_model()
+        model, vocab, _ = load_char_gpt()
         data = CharLMData(context=64, batch_size=12, vocab=vocab)
         calib = calibration_sets(data, seeds=(0,))[0]
         inputs = {k: data.get_batch("val", torch.Generator().manual_seed(7), batch_size=b)[0][:, :t]

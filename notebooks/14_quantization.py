@@ -55,8 +55,6 @@ from roadmap_lib.chapters.ch14_quantization.experiments import (
     layer_objectives,
     llm_int8_errors,
     load_benchmark,
-    load_model,
-    nf4_levels,
     outlier_report,
     run_table,
     summary,
@@ -84,7 +82,14 @@ from roadmap_lib.chapters.ch14_quantization.plots import (
 from roadmap_lib.data import CharLMData
 from roadmap_lib.exercises import check_close, check_tensor, check_true
 from roadmap_lib.measure import count_parameters
-from roadmap_lib.quantization import activation_scale, awq_search, gptq_hessian, layer_error
+from roadmap_lib.quantization import (
+    activation_scale,
+    awq_search,
+    gptq_hessian,
+    layer_error,
+    nf4_code_book,
+)
+from roadmap_lib.zoo import load_char_gpt
 
 set_seed(0)
 torch.set_num_threads(1)  # a model this small runs as fast on one thread, and steadily on a busy CPU
@@ -97,7 +102,7 @@ torch.set_num_threads(1)  # a model this small runs as fast on one thread, and s
 # method needs it, comes from the training split.
 
 # %%
-model, vocab, record = load_model()
+model, vocab, record = load_char_gpt()
 data = CharLMData(context=64, batch_size=12, vocab=vocab)
 windows = eval_windows(data, n=240, seed=1)
 calibration = calibration_sets(data, seeds=(0, 1, 2), windows=16)
@@ -295,7 +300,7 @@ model_w = torch.cat([model.get_submodule(n).weight.detach().reshape(-1, 128) for
 book_errors = {"normal weights": codebook_errors(normal_w), "our GPT's weights": codebook_errors(model_w)}
 blocks = normal_w.reshape(-1, 64)
 normalised = (blocks / blocks.abs().amax(dim=1, keepdim=True)).flatten()
-plot_codebooks(nf4_levels(), normalised, book_errors)
+plot_codebooks(nf4_code_book(), normalised, book_errors)
 plt.show()
 for kind, e in book_errors.items():
     print(f"{kind:<18} MSE  " + ", ".join(f"{f} {v:.2e}" for f, v in e.items()))

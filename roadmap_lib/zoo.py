@@ -17,6 +17,7 @@ then moves the files over the shipped ones (``os.replace``): a failed or oversiz
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -27,6 +28,8 @@ from pathlib import Path
 
 from . import DATA_DIR, set_seed
 from .checkpoint import load_model, read_model_metadata
+from .data import CharVocab
+from .models import GPT, GPTConfig
 
 #: The largest file a build may ship (DESIGN.md: each checkpoint at most 5 MB).
 MAX_BYTES = 5 * 2**20
@@ -76,8 +79,6 @@ class Artifact:
 
 def recorded_seconds(artifact: Artifact, data_dir: Path | None = None) -> float | None:
     """The build time its JSON records hold (``seconds`` / ``train_seconds``, summed), if any."""
-    import json
-
     data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
     total, found = 0.0, False
     for f in artifact.files:
@@ -103,8 +104,6 @@ def load_checkpoint(name: str, model_from_config: Callable[[dict], object], *,
     ``vocab_from_list`` rebuilds the tokenizer from the record's ``vocab`` (its tokens in id
     order) and must give back exactly that list, so that no id can move.
     """
-    import json
-
     zoo_dir = Path(zoo_dir) if zoo_dir is not None else DATA_DIR / "zoo"
     meta, weights = zoo_dir / f"{name}.json", zoo_dir / f"{name}.safetensors"
     if not meta.is_file() or not weights.is_file():
@@ -122,6 +121,13 @@ def load_checkpoint(name: str, model_from_config: Callable[[dict], object], *,
             raise ValueError(f"{meta}: the rebuilt vocabulary does not give back the stored one "
                              "(token ids would move)")
     return model.eval(), vocab, record
+
+
+def load_char_gpt(name: str = "gpt-char-jargon", zoo_dir: Path | None = None):
+    """``(model in eval mode, CharVocab, record)`` of a shipped character-level GPT (built by
+    chapter 07; chapters 14 and later quantise, adapt and serve it)."""
+    return load_checkpoint(name, lambda c: GPT(GPTConfig(**c)), vocab_from_list=CharVocab,
+                           zoo_dir=zoo_dir)
 
 
 def check(metric: str, got: float, recorded: float, tol: float) -> Check:
@@ -213,4 +219,4 @@ def verify(artifact: Artifact, data_dir: Path | None = None) -> list[Check]:
     return checks
 
 
-__all__ = ["MAX_BYTES", "Artifact", "Check", "build", "build_order", "check", "load_checkpoint", "recorded_seconds", "registry", "verify"]
+__all__ = ["MAX_BYTES", "Artifact", "Check", "build", "build_order", "check", "load_char_gpt", "load_checkpoint", "recorded_seconds", "registry", "verify"]

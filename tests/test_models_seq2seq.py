@@ -4,8 +4,8 @@ with an encoded source bound once)."""
 import pytest
 import torch
 
-from roadmap_lib.models.t5 import T5, T5Config
 from roadmap_lib.models.seq2seq import BoundDecoder, check_config, greedy_seq2seq
+from roadmap_lib.models.t5 import T5, T5Config
 
 
 def _model():

@@ -224,11 +224,11 @@ def test_name_filters():
 def test_shipped_char_gpt_perplexity():
     """gpt-char-jargon on 4 validation batches of 12 x 64 characters (seed 1). Measured:
     fp32 loss 1.6979 (perplexity 5.463); int8 per channel 1.6980; int4 groups of 32 1.7056."""
-    from roadmap_lib.chapters.ch07_decoder_only import char_gpt
     from roadmap_lib.data import CharLMData
     from roadmap_lib.training import evaluate
+    from roadmap_lib.zoo import load_char_gpt
 
-    model, vocab, _ = char_gpt.load("gpt-char-jargon")
+    model, vocab, _ = load_char_gpt("gpt-char-jargon")
     data = CharLMData(context=64, batch_size=12, vocab=vocab)
     batches = lambda split, g: data.get_batch(split, g, batch_size=12)
     with torch.no_grad():

@@ -258,9 +258,8 @@ def quantize_model(model: nn.Module, method: str = "rtn", bits: int | None = Non
             s = awq_search(layer.weight, x, bits, scheme, granularity, n_grid).scales
             q = quantize(layer.weight.detach() * s, bits, scheme, granularity)
             new = QuantizedLinear.from_quantized(q, bits, bias, input_scale=1 / s)
-        parent, _, child = name.rpartition(".")
         new.int8_kernel = bool(int8_kernel)
-        setattr(model.get_submodule(parent) if parent else model, child, new.to(layer.weight.device))
+        model.set_submodule(name, new.to(layer.weight.device))
     model.train(was_training)
     return model
 

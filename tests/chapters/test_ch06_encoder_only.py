@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from roadmap_lib import zoo
 from roadmap_lib.chapters.ch06_encoder_only import finetune as bf
 from roadmap_lib.chapters.ch06_encoder_only import pretrain as be
-from roadmap_lib import zoo
 
 
 def test_shipped_checkpoint_learnt_and_predicts_words():

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from roadmap_lib.chapters.ch14_quantization import experiments, methods, plots
 from roadmap_lib.models import GPT, GPTConfig
-from roadmap_lib.quantization import QuantizedLinear, llm_int8_linear, model_nbytes
+from roadmap_lib.quantization import QuantizedLinear, llm_int8_linear, model_nbytes, nf4_code_book
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +178,7 @@ def test_plots_return_axes(tiny):
     plots.plot_granularity_errors(experiments.granularity_errors(model, granularities=("channel",)), names)
     plots.plot_storage({"a": {"codes": 10, "scales": 2}, "b": {"codes": 5, "scales": 1}})
     book = {"normal": {"NF4": 1.0, "int4": 1.4}}
-    plots.plot_codebooks(experiments.nf4_levels(), torch.rand(100) * 2 - 1, book)
+    plots.plot_codebooks(nf4_code_book(), torch.rand(100) * 2 - 1, book)
     plots.plot_llm_int8({"c": {"x": 1e-5, "y": 2e-5, "outlier features": 1}})
     plots.plot_layer_objectives({"l": {"RTN": 1.0, "GPTQ": 0.3, "AWQ": 0.9}})
     plots.plot_awq_search([(0.0, 1.0), (0.5, 0.9), (1.0, 1.2)], torch.rand(8) + 0.5, torch.rand(8) + 0.5)

@@ -24,7 +24,6 @@ from torch import nn
 from roadmap_lib import set_seed
 from roadmap_lib.attention import scaled_dot_product_attention
 from roadmap_lib.data import CharLMData
-from roadmap_lib.fileio import atomic_write_text
 from roadmap_lib.measure import cpu_threads
 from roadmap_lib.positional import (
     LearnedPositionalEmbedding,
@@ -278,7 +277,4 @@ def load_results(name: str = RESULTS_FILE) -> dict:
 
     return json.loads(data_path(name).read_text())
 
-
-def _write_json(obj: dict, path: str) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
 

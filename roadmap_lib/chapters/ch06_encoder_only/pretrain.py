@@ -149,13 +149,6 @@ def build(out_dir: Path | None = None, progress: bool = True, max_steps: int | N
     return path
 
 
-def info(zoo: Path | None = None) -> dict:
-    path = (Path(zoo) if zoo else zoo_dir()) / f"{NAME}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is not built: run `python -m roadmap_lib build bert-word-jargon`")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def load(zoo: Path | None = None) -> tuple[BertForMaskedLM, WordVocab, dict]:
     """``(model, vocab, info)`` of the shipped pretrained encoder, in eval mode."""
     return load_checkpoint(NAME, lambda c: BertForMaskedLM(BertConfig(**c)), vocab_from_list=WordVocab,
@@ -205,4 +198,4 @@ def word_surprise(model, vocab: WordVocab, text: str) -> list[tuple[str, float]]
 
 
 __all__ = ["CONTEXT", "MASK", "NAME", "PAD", "MLMData", "WordVocab", "build", "heldout_sentences",
-           "info", "load", "pretraining_sentences", "top_predictions", "verify", "word_surprise"]
+           "load", "pretraining_sentences", "top_predictions", "verify", "word_surprise"]

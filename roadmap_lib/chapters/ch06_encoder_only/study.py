@@ -5,8 +5,8 @@ token tagger) on the *intruder* task, two models of the same size are fine-tuned
 recipe: one starts from the pretrained encoder of :mod:`roadmap_lib.chapters.ch06_encoder_only.pretrain`, the other
 from random weights. Both are scored on the test split, and every cell is repeated for each seed
 in ``SEEDS`` (the seed draws the new weights and the batches). The sweep takes about 25 CPU-minutes,
-so it runs once, ``python -m roadmap_lib build 06-finetune`` (each run on one thread; the
-result does not depend on N), and writes ``data/06_finetune.json``; chapter 06 reads that file
+so it runs once, ``python -m roadmap_lib build 06-finetune`` (two worker processes, each run on
+one thread; the result does not depend on the number of processes), and writes ``data/06_finetune.json``; chapter 06 reads that file
 and re-runs one of its cells live.
 """
 

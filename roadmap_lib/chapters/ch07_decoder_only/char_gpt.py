@@ -1,10 +1,10 @@
-"""The zoo: tiny trained checkpoints the chapters load instead of training for minutes.
+"""Chapter 07's character-level GPT recipes (the zoo's ``gpt-char-jargon``).
 
-Each entry is a recipe (model config, data, training config, seed). ``python -m roadmap_lib.zoo
-build NAME`` trains it and writes ``data/zoo/NAME.safetensors`` (weights, config in the header) and
+Each entry is a recipe (model config, data, training config, seed). ``python -m roadmap_lib build
+NAME`` trains it and writes ``data/zoo/NAME.safetensors`` (weights, config in the header) and
 ``data/zoo/NAME.json`` (config, vocabulary, recorded evaluation loss, training log, command).
-``load(NAME)`` gives the model back; ``verify(NAME)`` recomputes the evaluation loss and checks it
-against the recorded one (``tests/test_zoo.py`` does this for every shipped entry).
+``load(NAME)`` gives the model back; ``verify(NAME)`` recomputes the evaluation loss, which
+``tests/test_artifacts.py`` compares with the recorded one.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from roadmap_lib.fileio import atomic_write_text
 from roadmap_lib.measure import cpu_threads
 from roadmap_lib.models import GPT, GPTConfig
 from roadmap_lib.training import TrainConfig, evaluate, train
-from roadmap_lib.zoo import load_checkpoint
+from roadmap_lib.zoo import load_char_gpt
 
 EVAL_BATCHES = 40
 EVAL_SEED = 1
@@ -113,19 +113,10 @@ def build(name: str, out_dir: Path | None = None, progress: bool = True,
     return path
 
 
-def info(name: str, zoo: Path | None = None) -> dict:
-    """The JSON record of a shipped entry: config, vocabulary, recorded eval loss, training log."""
-    _check_name(name)
-    path = (Path(zoo) if zoo else zoo_dir()) / f"{name}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"zoo entry {name!r} is not built: run `python -m roadmap_lib build {name}`")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def load(name: str, zoo: Path | None = None) -> tuple[GPT, CharVocab, dict]:
     """``(model, vocab, info)`` of a shipped entry, the model in eval mode."""
     _check_name(name)
-    return load_checkpoint(name, lambda c: GPT(GPTConfig(**c)), vocab_from_list=CharVocab, zoo_dir=zoo)
+    return load_char_gpt(name, zoo)
 
 
 def verify(name: str, zoo: Path | None = None) -> tuple[float, float]:
@@ -138,4 +129,4 @@ def verify(name: str, zoo: Path | None = None) -> tuple[float, float]:
 
 
 
-__all__ = ["ENTRIES", "ZooEntry", "build", "info", "load", "verify", "zoo_dir"]
+__all__ = ["ENTRIES", "ZooEntry", "build", "load", "verify", "zoo_dir"]

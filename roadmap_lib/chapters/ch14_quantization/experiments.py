@@ -31,8 +31,7 @@ from roadmap_lib.chapters.ch14_quantization.methods import (
     total_bytes,
     weight_bits,
 )
-from roadmap_lib.data import CharLMData, CharVocab
-from roadmap_lib.models import GPT, GPTConfig
+from roadmap_lib.data import CharLMData
 from roadmap_lib.quantization import (
     awq_search,
     dequantize,
@@ -42,12 +41,9 @@ from roadmap_lib.quantization import (
     gptq_quantize,
     layer_error,
     llm_int8_linear,
-    nf4_code_book,
     quantize_nf4,
 )
-from roadmap_lib.zoo import load_checkpoint
 
-CHECKPOINT = "gpt-char-jargon"
 #: Written by ``python benchmarks/bench_quantization.py``; the chapter reads its speed column here.
 BENCHMARK = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "quantization.json"
 
@@ -58,11 +54,6 @@ def load_benchmark(path: Path | None = None) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `python benchmarks/bench_quantization.py`")
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_model(name: str = CHECKPOINT):
-    """``(model, vocab, record)`` of the shipped character-level GPT (chapter 07's), float32, eval."""
-    return load_checkpoint(name, lambda c: GPT(GPTConfig(**c)), vocab_from_list=CharVocab)
 
 
 def eval_windows(data: CharLMData, n: int = 240, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,11 +227,6 @@ def codebook_errors(w: torch.Tensor, block: int = 64) -> dict[str, float]:
             "int4 zero-point": float(((w - fake_quantize(w, 4, "zeropoint", block)) ** 2).mean())}
 
 
-def nf4_levels() -> torch.Tensor:
-    """The 16 NF4 values (for plotting)."""
-    return nf4_code_book()
-
-
 # ---------------------------------------------------------------------------------- LLM.int8()
 
 
@@ -296,7 +282,6 @@ def all_layer_objectives(model: nn.Module, calib_ids: torch.Tensor, eval_ids: to
 
 __all__ = [
     "BENCHMARK",
-    "CHECKPOINT",
     "Row",
     "all_layer_objectives",
     "calibration_sets",
@@ -310,8 +295,6 @@ __all__ = [
     "layer_objectives",
     "llm_int8_errors",
     "load_benchmark",
-    "load_model",
-    "nf4_levels",
     "outlier_report",
     "relative_error",
     "run_table",

@@ -115,16 +115,11 @@ class LLMInt8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, threshold={self.threshold}"
 
 
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, new)
-
-
 def llm_int8_model(model: nn.Module, threshold: float | None = 6.0) -> nn.Module:
     """A copy of ``model`` with every quantisable ``nn.Linear`` an :class:`LLMInt8Linear`."""
     out = copy.deepcopy(model)
     for name in quantizable(out):
-        _replace(out, name, LLMInt8Linear.from_linear(out.get_submodule(name), threshold))
+        out.set_submodule(name, LLMInt8Linear.from_linear(out.get_submodule(name), threshold))
     return out.eval()
 
 

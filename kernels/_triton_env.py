@@ -21,11 +21,41 @@ compute bfloat16 inputs in float32 and round the results back to bfloat16
 
 from __future__ import annotations
 
+import platform
+
 import torch
-import triton
+
+try:
+    import triton
+except ImportError as error:  # macOS, Windows, Linux on ARM: Triton publishes no wheel there
+    triton = None
+    _IMPORT_ERROR: ImportError | None = error
+else:
+    _IMPORT_ERROR = None
+
+#: True when Triton can be imported here, so the kernels in this package can be defined.
+HAVE_TRITON: bool = triton is not None
+
+#: Why the kernels cannot run here, in words a reader can act on ("" when they can).
+MISSING_TRITON: str = "" if HAVE_TRITON else (
+    f"Triton cannot be imported in this Python ({platform.system()} {platform.machine()}: "
+    f"{_IMPORT_ERROR}). Triton publishes wheels for Linux on x86-64 only (there, `pip install "
+    f"triton`); on macOS, Windows or ARM its kernels cannot run. The rest of the library works "
+    f"without it, and the book's site shows the kernels' outputs from a Linux run."
+)
 
 #: True when the kernels in this package were defined for Triton's CPU interpreter.
-INTERPRET: bool = bool(triton.knobs.runtime.interpret)
+INTERPRET: bool = HAVE_TRITON and bool(triton.knobs.runtime.interpret)
+
+
+class TritonUnavailableError(ImportError):
+    """Raised when a Triton kernel is called where Triton cannot be imported."""
+
+
+def require_triton(what: str) -> None:
+    """Raise :class:`TritonUnavailableError` naming ``what`` when Triton is missing."""
+    if not HAVE_TRITON:
+        raise TritonUnavailableError(f"{what} needs Triton. {MISSING_TRITON}")
 
 
 def check_device(*tensors: torch.Tensor, names: tuple[str, ...] = ()) -> None:

@@ -32,6 +32,13 @@
 #
 # **Run time**: about 40 s on a laptop CPU (the kernels run through Triton's interpreter, which is
 # slow, so the shapes here are small).
+#
+# **No Triton on your machine?** Triton publishes wheels for Linux on x86-64 only. On macOS, Windows
+# or an ARM laptop the chapter still runs: sections 2 to 5 (online softmax, IO complexity, the tiled
+# algorithm in PyTorch) and the kernels' source need only PyTorch. The three cells that *run* the
+# kernels start with the comment `# needs Triton`; where Triton cannot be imported they print
+# "Skipped" and the reason instead of running, and the book's site shows their outputs from a
+# Linux run.
 
 # %%
 import inspect
@@ -50,8 +57,6 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 from ipywidgets import IntSlider, interact
 
-import roadmap_lib.kernels.flash as flash_kernels
-import roadmap_lib.kernels.fused_softmax as softmax_kernels
 from roadmap_lib import set_seed
 from roadmap_lib.chapters.ch13_flashattention_kernels.experiments import (
     errors_against_sdpa,
@@ -72,7 +77,15 @@ from roadmap_lib.chapters.ch13_flashattention_kernels.plots import (
     plot_online_softmax_step,
 )
 from roadmap_lib.exercises import check_close, check_tensor, check_true
-from roadmap_lib.kernels import INTERPRET, flash_attention, softmax
+from roadmap_lib.kernels import (
+    HAVE_TRITON,
+    INTERPRET,
+    MISSING_TRITON,
+    flash_attention,
+    kernel_source,
+    skip_cells_without_triton,
+    softmax,
+)
 from roadmap_lib.kernels.reference import (
     naive_attention,
     online_softmax,
@@ -83,7 +96,13 @@ from roadmap_lib.kernels.reference import (
 
 set_seed(0)
 # %matplotlib inline
-print("Triton interpreter (CPU):" if INTERPRET else "compiled for the GPU:", INTERPRET or torch.cuda.get_device_name())
+skip_cells_without_triton()  # cells that start with "# needs Triton" print a note where it is missing
+if not HAVE_TRITON:
+    print("Without Triton:", MISSING_TRITON)
+elif INTERPRET:
+    print("Triton kernels: interpreted on the CPU")
+else:
+    print("Triton kernels: compiled for", torch.cuda.get_device_name())
 
 # %% [markdown]
 # ## 1. A first Triton kernel: the fused softmax
@@ -101,7 +120,7 @@ print("Triton interpreter (CPU):" if INTERPRET else "compiled for the GPU:", INT
 # the padding is loaded as $-\infty$, so it contributes $e^{-\infty} = 0$ to the sum:
 
 # %%
-print(inspect.getsource(softmax_kernels._softmax_fwd.fn))
+print(kernel_source("fused_softmax", "_softmax_fwd"))
 
 # %% [markdown]
 # On this machine the kernel runs through Triton's *interpreter*: the same Python function,
@@ -112,6 +131,7 @@ print(inspect.getsource(softmax_kernels._softmax_fwd.fn))
 # forward and backward, on a ragged row length of 37:
 
 # %%
+# needs Triton
 x = (4 * torch.randn(6, 37)).requires_grad_()
 y = softmax(x)
 dy = torch.randn_like(y)
@@ -277,7 +297,7 @@ assert ok
 # forward one:
 
 # %%
-print(inspect.getsource(flash_kernels._attn_fwd.fn))
+print(kernel_source("flash", "_attn_fwd"))
 
 # %% [markdown]
 # Reading it top to bottom:
@@ -305,7 +325,7 @@ print(inspect.getsource(flash_kernels._attn_fwd.fn))
 # and the result is deterministic:
 
 # %%
-src = inspect.getsource(flash_kernels._attn_bwd_dkdv.fn)
+src = kernel_source("flash", "_attn_bwd_dkdv")
 print(src[src.index("    # Causal"):])
 
 # %% [markdown]
@@ -313,6 +333,7 @@ print(src[src.index("    # Causal"):])
 # `scaled_dot_product_attention`, output and all three gradients, for each kind of attention:
 
 # %%
+# needs Triton
 results = {}
 for name, (heads, kv_heads) in {"MHA": (4, 4), "GQA": (4, 2), "MQA": (4, 1)}.items():
     for dtype in (torch.float32, torch.float16):
@@ -335,6 +356,7 @@ assert all(max(e.values()) < 2e-2 for (_, dt), e in results.items() if dt == tor
 # float16 inputs, for a few sequence lengths (causal, 2 heads, $d = 64$):
 
 # %%
+# needs Triton
 accuracy = half_precision_errors(flash_attention, lengths=[32, 64, 128, 256], d=64)
 for n, e_kernel, e_naive in zip(accuracy["lengths"], accuracy["kernel"], accuracy["naive"]):
     print(f"N={n:4d}: mean |error| kernel {e_kernel:.2e}, naive float16 {e_naive:.2e}")

@@ -54,6 +54,8 @@ def test_every_chapter_page_exists_with_its_outputs(site):
             assert "cell_output" in html, f"{page.name} shows no cell outputs"
             assert "<img" in html, f"{page.name} shows no figure"
             assert "Exercise" in html and "Solution" in html, f"{page.name}: exercises/solutions missing"
+            assert "Run this chapter on your machine" in html, f"{page.name}: no launch note"
+            assert f"notebooks/{Path(f).name}.ipynb" in html, f"{page.name}: the launch note names no notebook"
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,13 @@ if not torch.cuda.is_available():
 import torch.nn.functional as F
 
 from roadmap_lib.attention import causal_mask
-from roadmap_lib.kernels import INTERPRET, flash_attention, flash_attention_varlen
+from roadmap_lib.kernels import HAVE_TRITON, INTERPRET, MISSING_TRITON, flash_attention, flash_attention_varlen
 from roadmap_lib.kernels.reference import naive_attention
 
 pytestmark = pytest.mark.kernels
+
+if not HAVE_TRITON:
+    pytest.skip(f"the Triton kernels cannot run here: {MISSING_TRITON}", allow_module_level=True)
 
 if not INTERPRET and not torch.cuda.is_available():
     pytest.skip(

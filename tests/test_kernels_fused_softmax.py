@@ -9,9 +9,12 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from roadmap_lib.kernels import INTERPRET, softmax
+from roadmap_lib.kernels import HAVE_TRITON, INTERPRET, MISSING_TRITON, softmax
 
 pytestmark = pytest.mark.kernels
+
+if not HAVE_TRITON:
+    pytest.skip(f"the Triton kernels cannot run here: {MISSING_TRITON}", allow_module_level=True)
 
 if not INTERPRET and not torch.cuda.is_available():
     pytest.skip(

@@ -109,3 +109,47 @@ def test_unclosed_solution_region_is_reported():
                 nbformat.v4.new_code_cell("x = 1")]
     with pytest.raises(StudentError, match="never closed"):
         studentize(nb, "open.py")
+
+
+def test_the_handout_holds_the_student_notebooks_and_no_solution(student_dir, tmp_path):
+    """The archive a teacher hands out: the same student notebooks (so the leak check above covers
+    them), the library, data and install files, a README, and no chapter source or test. The library
+    implements what some exercises ask for (the chapters import it), so the solution-line scan
+    covers every file of the archive outside roadmap_lib/ and kernels/."""
+    import zipfile
+
+    from tools.make_student import HANDOUT, HANDOUT_DIR, HANDOUT_FILES
+
+    archive = zipfile.ZipFile(student_dir / HANDOUT)
+    names = archive.namelist()
+    prefix = f"{HANDOUT_DIR}/"
+    assert all(n.startswith(prefix) for n in names)
+    rel = [n[len(prefix):] for n in names]
+    notebooks = sorted(n for n in rel if n.startswith("notebooks/"))
+    assert notebooks == [f"notebooks/{p.stem}.ipynb" for p in CHAPTERS]
+    for name in notebooks:
+        assert archive.read(prefix + name) == (student_dir / name.split("/")[1]).read_bytes()
+    assert not [n for n in rel if n.startswith("tests/") or (n.startswith("notebooks/") and n.endswith(".py"))]
+    assert set(HANDOUT_FILES) <= set(rel) and "README.md" in rel
+    assert "roadmap_lib/__init__.py" in rel and "kernels/flash.py" in rel
+    assert "data/jargon.txt" in rel
+    readme = archive.read(prefix + "README.md").decode()
+    assert "make lab" in readme and "py make.py lab" in readme
+
+    outside_library = [n for n in rel if not n.startswith(("roadmap_lib/", "kernels/", "data/"))]
+    texts = {n: archive.read(prefix + n).decode("utf-8", "replace") for n in outside_library}
+    for py in CHAPTERS:
+        solution, public = split_lines(jupytext.read(py))
+        secret = solution - public
+        leaked = [(n, l) for n, t in texts.items() for l in secret if l in t]
+        assert not leaked, f"{py.stem}: solution lines in the handout: {leaked[:3]}"
+
+    archive.extractall(tmp_path)
+    probe = subprocess.run(
+        [sys.executable, "-S", "-c", "import sys; sys.path.insert(0, sys.argv[1]); import pathlib;"
+         "root = pathlib.Path(sys.argv[1]); import importlib.util as u;"
+         "spec = u.spec_from_file_location('m', root / 'make.py'); m = u.module_from_spec(spec);"
+         "spec.loader.exec_module(m); print(sorted(m.STAGES) == sorted(sys.argv[2].split(',')))",
+         str(tmp_path / HANDOUT_DIR), ",".join(sorted(__import__("make").STAGES))],
+        capture_output=True, text=True, timeout=60)
+    assert probe.stdout.strip() == "True", probe.stderr

@@ -9,6 +9,8 @@ import pytest
 
 from tools import merge_bib
 
+ROOT = Path(__file__).resolve().parents[1]
+
 REFERENCES = """@article{vaswani2017attention,
   title = {Attention Is All You Need},
   year = {2017}
@@ -75,3 +77,29 @@ def test_chapter_map_page_agrees_with_the_table_of_contents():
     from tools import chapter_map
 
     assert chapter_map.check() == [], "book/chapter_map.md is out of date: python tools/chapter_map.py --check"
+
+
+def test_launch_note_goes_after_the_title_in_both_formats(tmp_path):
+    import json
+
+    import jupytext
+
+    from tools.build_book import add_launch_note
+
+    source = ROOT / "notebooks" / "01_why_transformers.py"
+    py_copy = tmp_path / source.name
+    py_copy.write_text(source.read_text())
+    add_launch_note(py_copy)
+    before, after = jupytext.read(source), jupytext.read(py_copy)
+    assert len(after.cells) == len(before.cells) + 1
+    assert after.cells[0].source == before.cells[0].source
+    assert after.cells[1].cell_type == "markdown"
+    assert "notebooks/01_why_transformers.ipynb" in after.cells[1].source
+    assert [c.source for c in after.cells[2:]] == [c.source for c in before.cells[1:]]
+
+    ipynb = tmp_path / "01_why_transformers.ipynb"
+    jupytext.write(before, ipynb)
+    add_launch_note(ipynb)
+    cells = json.loads(ipynb.read_text())["cells"]
+    assert "Run this chapter on your machine" in "".join(cells[1]["source"])
+    assert len(cells) == len(before.cells) + 1

@@ -11,11 +11,16 @@ nothing. With ``--from-executed`` the chapters are the notebooks that ``make tes
 executed (outputs included) and nothing is run; the build refuses, naming the chapters, when an
 executed notebook is missing or older than what it ran (its ``.py``, the library, ``data/``), so
 the site never shows an earlier run's outputs. Warnings are errors in both.
+
+Every chapter page gets a "Run this chapter" note after its title cell (:func:`add_launch_note`):
+the static site cannot run code, so it tells a reader the notebook's path and the one command that
+opens it on their machine. The note exists only in the staged copy, never in the chapter's source.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -85,6 +90,34 @@ def executed_problems(chapters: list[str], executed: Path, root: Path = ROOT) ->
     return problems
 
 
+LAUNCH_NOTE = """```{{admonition}} Run this chapter on your machine
+:class: tip
+This page was executed when the site was built; it cannot run code. To run the chapter yourself,
+clone the book's repository, run `make lab` (Linux and macOS; `TORCH=cpu make lab` on Linux
+without an NVIDIA GPU) or `py make.py lab` (Windows), and open `notebooks/{name}.ipynb` in
+JupyterLab. To run it as a test instead: `make test-notebooks NB=notebooks/{name}.py` (or
+`py make.py test-notebooks NB=notebooks/{name}.py`).
+```"""
+
+
+def add_launch_note(path: Path) -> None:
+    """Insert the launch note as the second cell of the chapter at ``path`` (.ipynb or jupytext .py)."""
+    name = path.stem
+    if path.suffix == ".ipynb":
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        note = {"cell_type": "markdown", "metadata": {}, "source": LAUNCH_NOTE.format(name=name)}
+        nb["cells"].insert(1, note)
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
+        return
+    text = path.read_text(encoding="utf-8")
+    cells = text.split("\n# %%")
+    if len(cells) < 3:
+        raise SystemExit(f"{path}: expected a header, a title cell and more cells")
+    note = "\n".join(("# " + line).rstrip() for line in LAUNCH_NOTE.format(name=name).splitlines())
+    cells.insert(2, f" [markdown]\n{note}\n")
+    path.write_text("\n# %%".join(cells), encoding="utf-8")
+
+
 def stage(executed: Path | None, root: Path = ROOT, build: Path = BUILD) -> Path:
     chapters = [f for f in toc_files(root / "_toc.yml") if f.startswith("notebooks/")]
     if executed:
@@ -110,6 +143,7 @@ def stage(executed: Path | None, root: Path = ROOT, build: Path = BUILD) -> Path
             missing.append(str(src))
             continue
         shutil.copy2(src, stage_dir / "notebooks" / src.name)
+        add_launch_note(stage_dir / "notebooks" / src.name)
     if missing:
         raise SystemExit(f"chapters named in _toc.yml are missing: {', '.join(missing)}")
     config = yaml.safe_load((root / "book" / "_config.yml").read_text())

@@ -12,12 +12,18 @@ A chapter marks its exercises with sphinx-exercise's gated syntax and nbgrader's
 
 A code cell inside a solution region without fences is removed whole, so no solution can leak.
 Every notebook is written to a temporary file and moved into place once it validates.
+
+It also writes ``student/roadmap-student.zip``, the handout a teacher gives out as it is: the student
+notebooks, the library and the data they read, the install files, and a short README with the
+commands. It holds no chapter source (``notebooks/*.py`` carry the solutions) and no test, and
+tests/test_student.py checks the notebooks inside it like the ones beside it.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import zipfile
 from pathlib import Path
 
 import jupytext
@@ -102,17 +108,71 @@ def write_atomic(nb: nbformat.NotebookNode, target: Path) -> None:
         nbformat.write(nb, tmp)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+HANDOUT = "roadmap-student.zip"
+HANDOUT_DIR = "roadmap-student"  # the folder the archive unpacks into
+# What a student's machine needs besides the notebooks: the library, its data, the install and the
+# commands. Folders are taken whole, minus caches; nothing else from the repository goes in.
+HANDOUT_FILES = ["pyproject.toml", "setup.py", "constraints.txt", "make.py", "Makefile",
+                 "tools/__init__.py", "tools/sync_notebooks.py"]
+HANDOUT_FOLDERS = ["roadmap_lib", "kernels", "data"]
+HANDOUT_README = """# The Transformer Roadmap: student notebooks
+
+The chapters are in `notebooks/`. Each ends with exercises: write your answer where a cell raises
+`NotImplementedError`, then run the check cell after it, which tells you what is right or wrong.
+
+You need Python 3.10 or newer. In this folder, run one command; it creates `.venv`, installs the
+pinned packages (the first time only) and opens JupyterLab on `notebooks/`:
+
+    TORCH=cpu make lab      # Linux (leave out TORCH=cpu with an NVIDIA GPU)
+    make lab                # macOS
+    py make.py lab         # Windows, no make needed
+
+To install without opening JupyterLab: `make env` (or `py make.py env`).
+Everything runs offline on a laptop CPU.
+"""
+
+
+def _handout_members(root: Path) -> list[tuple[Path, str]]:
+    members = [(root / f, f) for f in HANDOUT_FILES]
+    for folder in HANDOUT_FOLDERS:
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                members.append((path, path.relative_to(root).as_posix()))
+    missing = [str(p) for p, _ in members if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"the handout needs files that are missing: {', '.join(missing)}")
+    return members
+
+
+def write_handout(student_notebooks: list[Path], out: Path, root: Path = ROOT) -> Path:
+    """Write ``out/roadmap-student.zip`` (atomically) from the student notebooks; return its path."""
+    target = out / HANDOUT
+    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{HANDOUT_DIR}/README.md", HANDOUT_README)
+        for nb in student_notebooks:
+            archive.write(nb, f"{HANDOUT_DIR}/notebooks/{nb.name}")
+        for path, name in _handout_members(root):
+            archive.write(path, f"{HANDOUT_DIR}/{name}")
+    return target
+
+
 def main(src_dir: str, out_dir: str) -> int:
     sources = sorted(Path(src_dir).glob("[0-9][0-9]_*.py"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    written = []
     for src in sources:
         nb = jupytext.read(src)
         student, stubs = studentize(nb, src.name)
         write_atomic(student, out / f"{src.stem}.ipynb")
+        written.append(out / f"{src.stem}.ipynb")
         print(f"{out / (src.stem + '.ipynb')}: {stubs} solution(s) stubbed")
     if not sources:
         print(f"no chapters (NN_slug.py) in {src_dir}")
+        return 0
+    handout = write_handout(written, out)
+    print(f"{handout}: the handout ({handout.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
 

@@ -18,6 +18,7 @@ with make, from NAME=value arguments after the stage (`py make.py test-notebooks
     NB="notebooks/01_why_transformers.py ..."   which chapters test-notebooks runs (default: all)
     CELL_TIMEOUT=300      seconds a notebook cell may run under nbval
     NB_THREADS=1          threads per notebook kernel
+    NB_WORKERS=2          chapters run at the same time by test-notebooks (one kernel each)
     WORKERS=2             parallel workers for the unit tests
 """
 
@@ -62,7 +63,7 @@ FIXED_ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
-SETTINGS = ("VENV", "PIP_ARGS", "TORCH", "NB", "CELL_TIMEOUT", "NB_THREADS", "WORKERS")
+SETTINGS = ("VENV", "PIP_ARGS", "TORCH", "NB", "CELL_TIMEOUT", "NB_THREADS", "NB_WORKERS", "WORKERS")
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
@@ -181,7 +182,10 @@ def test_notebooks() -> None:
             (executed / p.with_suffix(".ipynb").name).unlink(missing_ok=True)
     py("tools/sync_notebooks.py", *[p.relative_to(ROOT) for p in chosen])
     site = str(ROOT / "tools" / "offline_site")
-    py("-m", "pytest", "-p", "tools.nbreport", "--nbval-lax", "--nbval-current-env",
+    workers = min(int(setting("NB_WORKERS", "2")), len(chosen))
+    # every cell of a chapter runs on one worker, in order; each worker keeps one kernel at a time
+    parallel = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else ["-p", "no:xdist"]
+    py("-m", "pytest", *parallel, "-p", "tools.nbreport", "--nbval-lax", "--nbval-current-env",
        f"--nbval-cell-timeout={setting('CELL_TIMEOUT', '300')}", "-o", "testpaths=", "-o", "addopts=",
        *[p.with_suffix(".ipynb").relative_to(ROOT) for p in chosen],
        env={"PYTHONPATH": os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")])),

@@ -7,6 +7,10 @@ nbval runs every code cell of every chapter as a test. This plugin adds two thin
 * the executed notebooks, outputs included, written to ``_build/executed/`` when all of a
   notebook's cells passed, so the book test can build the site from them without running
   anything twice.
+
+It works with pytest-xdist (``-n 2 --dist loadfile``: every cell of a notebook on one worker, in
+order): the worker that ran a notebook writes its executed copy, and the table is built where the
+reports arrive, from the reports alone.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ BUDGET_S = 120.0
 EXECUTED_DIR = Path(os.environ.get("ROADMAP_EXECUTED_DIR", "_build/executed"))
 
 _durations: dict[str, float] = defaultdict(float)
-_cells: dict[str, int] = defaultdict(int)
+_cells: dict[str, int] = defaultdict(int)  # cells reported per notebook (for the table)
+_executed: dict[str, int] = defaultdict(int)  # cells executed here (their execution counts)
 _failed: dict[str, int] = defaultdict(int)
 _files: dict[str, object] = {}
 
@@ -59,8 +64,8 @@ def pytest_runtest_makereport(item, call):
     _files[_notebook_of(item.nodeid)] = nb_file
     if item.test_outputs is not None:
         item.cell.outputs = [_to_output(o) for o in item.test_outputs]
-        _cells[_notebook_of(item.nodeid)] += 1
-        item.cell.execution_count = _cells[_notebook_of(item.nodeid)]
+        _executed[_notebook_of(item.nodeid)] += 1
+        item.cell.execution_count = _executed[_notebook_of(item.nodeid)]
         for out in item.cell.outputs:
             if out.output_type == "execute_result":
                 out.execution_count = item.cell.execution_count
@@ -72,6 +77,8 @@ def pytest_runtest_logreport(report):
     if not nb.endswith(".ipynb"):
         return
     _durations[nb] += report.duration
+    if report.when == "call":
+        _cells[nb] += 1
     if report.failed:
         _failed[nb] += 1
 

@@ -28,7 +28,7 @@
 #   grouped-query attention), checked against PyTorch.
 #
 # **What you need**: attention and its masks from chapter 04 (core components) and
-# grouped-query attention from chapter 12 (efficient architectures).
+# grouped-query attention (MHA, GQA, MQA), also from chapter 04.
 #
 # **Run time**: about 40 s on a laptop CPU (the kernels run through Triton's interpreter, which is
 # slow, so the shapes here are small).
@@ -277,9 +277,13 @@ plt.show()
 # tileable. $P$ can be recomputed tile by tile from $Q$, $K$ and the saved log-sum-exp:
 # $P_{ij} = e^{S_{ij} - \text{lse}_i}$, no running max needed. And
 # $\Delta_i = \sum_j P_{ij} (dO_i \cdot V_j) = dO_i\cdot O_i$, a dot product of two vectors we
-# already have. FlashAttention-2 then runs two loops: one program per *key* block accumulates $dK$
-# and $dV$ over all query blocks, one program per *query* block accumulates $dQ$ over all key blocks;
-# no two programs write the same output. `tiled_attention` wraps the tiled forward and this
+# already have. The FlashAttention-2 paper parallelises the backward pass over *key* blocks: one
+# program per key block accumulates $dK$ and $dV$ over all query blocks and adds its share of $dQ$
+# into global memory with atomic additions. Our kernels deviate from that on purpose: one program per
+# key block accumulates $dK$ and $dV$, and a *second* kernel, one program per query block,
+# recomputes $P$ and accumulates $dQ$ over all key blocks. No two programs write the same output, so
+# there are no atomics and the result is deterministic, at the price of computing the scores
+# $QK^\top$ once more. `tiled_attention` wraps the tiled forward and this
 # hand-written backward in an `autograd.Function`; `gradcheck` compares it with finite differences:
 
 # %%
@@ -389,7 +393,29 @@ else:
           "quotes only measured numbers.")
 
 # %% [markdown]
-# ## 9. Explore: the online softmax, tile by tile
+# ## 9. From FlashAttention to FlashAttention-3
+#
+# The algorithm of this chapter went through three published versions, each fitted to the GPUs of
+# its day (the summaries below are the papers' own accounts; nothing here was measured by us):
+#
+# - **FlashAttention** {cite}`dao2022flashattention` introduced the tiling with the online softmax
+#   and the recomputation of $P$ in the backward pass, so attention's memory became linear in $N$;
+#   its thread blocks were spread over batch and heads.
+# - **FlashAttention-2** {cite}`dao2023flashattention2` cut the non-matmul FLOPs (the rescaling is
+#   applied once at the end of the loop, as in our forward kernel), parallelised over the sequence
+#   length as well (our launch grid's axis 0), and split the work between the warps of a block so
+#   that they exchange less through shared memory.
+# - **FlashAttention-3** {cite}`shah2024flashattention3` targets NVIDIA's Hopper GPUs: *warp
+#   specialisation*, where producer warps load tiles with the asynchronous Tensor Memory Accelerator
+#   (TMA) while consumer warps compute; overlapping the softmax of one tile with the matrix
+#   multiplications of another; and FP8 inputs, with block-wise scaling and a random orthogonal
+#   transform that spreads outliers to keep the low-precision error small.
+#
+# Triton exposes some of this (software pipelining through `num_stages`; TMA descriptors on recent
+# versions); our kernels use none of it, since they are written to be read and to run in the
+# interpreter.
+#
+# ## 10. Explore: the online softmax, tile by tile
 #
 # Step through one row of 40 scores in tiles of 8. On the left, the tiles seen so far and the
 # running max; on the right, the weights the running state gives the seen entries,
@@ -420,8 +446,8 @@ interact(show_step, step=IntSlider(value=1, min=1, max=5, description="tiles see
 # - Counted in bytes, the naive schedule does about $d/2$ FLOPs per byte and must hold the
 #   $N\times N$ matrix; the tiled one reads $K$ and $V$ once per query block, moves 2 to 4 times less
 #   here, and its FLOPs per byte grow with the tile size.
-# - The Triton kernels (forward, and a backward that recomputes $P$ from the log-sum-exp and loops
-#   over the query heads of a group, so no atomics) match PyTorch, and in float16 they are more
+# - The Triton kernels (forward, and a backward that recomputes $P$ from the log-sum-exp, in two
+#   kernels instead of FlashAttention-2's one with atomic $dQ$ updates, so no atomics) match PyTorch, and in float16 they are more
 #   accurate than a naive implementation.
 #
 # ## Exercises

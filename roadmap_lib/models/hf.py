@@ -116,6 +116,8 @@ def gpt_to_hf(model: GPT) -> nn.Module:
         vocab_size=c.vocab_size, n_positions=c.context_length, n_embd=c.d_model, n_layer=c.n_layers,
         n_head=c.n_heads, n_inner=c.d_ff, layer_norm_epsilon=c.norm_eps, activation_function="gelu_new",
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=c.tie_embeddings,
+        # GPT-2's defaults (50256) name a token our smaller vocabularies do not have
+        bos_token_id=None, eos_token_id=None,
     ))
     sd = model.state_dict()
     theirs = {"transformer.wte.weight": sd["wte.weight"], "transformer.wpe.weight": sd["wpe.weight"],

@@ -33,3 +33,14 @@ def test_wrong_columns(tmp_path):
     path.write_text("model,year\nX,2020\n")
     with pytest.raises(ValueError, match="expected columns"):
         load_timeline(path)
+
+
+def test_format_count_uses_the_largest_unit():
+    from roadmap_lib.chapters.ch01_why_transformers.timeline import format_count
+
+    assert [format_count(n) for n in (117e6, 6.7e9, 15.6e12, 1.4e12, 540e9, 999)] == \
+        ["117M", "6.7B", "15.6T", "1.4T", "540B", "999"]
+    import pytest
+
+    with pytest.raises(ValueError, match="non-negative count, got -1"):
+        format_count(-1)

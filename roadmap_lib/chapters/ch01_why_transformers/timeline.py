@@ -65,6 +65,16 @@ def load_timeline(path: str | Path | None = None) -> list[ModelEntry]:
     return entries
 
 
+def format_count(n: float) -> str:
+    """A parameter or token count in the unit a reader expects: ``117M``, ``6.7B``, ``15.6T``."""
+    if n < 0:
+        raise ValueError(f"n must be a non-negative count, got {n}")
+    for size, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:.3g}"
+
+
 def plot_timeline(entries: list[ModelEntry], ax=None):
     """Parameters against year on a log axis, one labelled point per model with a known size."""
     import matplotlib.pyplot as plt
@@ -83,11 +93,12 @@ def plot_timeline(entries: list[ModelEntry], ax=None):
         label = e.architecture if e.architecture not in seen else None
         seen.add(e.architecture)
         ax.scatter(x, e.parameters, color=colour, s=40, label=label, zorder=3)
-        right = i % 2 == 0
-        ax.annotate(e.model, (x, e.parameters), textcoords="offset points", xytext=(6 if right else -6, 3),
-                    ha="left" if right else "right", fontsize=8)
+        above = i % 2 == 0  # neighbours of one year alternate above and below their point
+        left = e.year == sized[0].year  # the first year's labels go left, clear of the next year's
+        ax.annotate(e.model, (x, e.parameters), textcoords="offset points",
+                    xytext=(-5 if left else 5, 4 if above else -10), ha="right" if left else "left", fontsize=8)
     ax.set_yscale("log")
-    ax.set_xlim(2016.3, 2024.9)
+    ax.set_xlim(2015.8, 2024.9)
     ax.set_xlabel("year of publication")
     ax.set_ylabel("parameters (log scale)")
     ax.set_title("Published transformer models: size by year")

@@ -10,10 +10,11 @@ SHELL := /bin/bash
 # The interpreter that creates .venv: make lab PYTHON=python3.12
 PYTHON ?= python3
 # Settings read by make.py, passed on when given (make test-notebooks NB=notebooks/01_why_transformers.py):
-# VENV, PIP_ARGS, TORCH (=cpu for PyTorch's CPU build), NB, CELL_TIMEOUT, NB_THREADS, NB_WORKERS, WORKERS.
-export VENV PIP_ARGS TORCH NB CELL_TIMEOUT NB_THREADS NB_WORKERS WORKERS
+# VENV, PIP_ARGS, TORCH (=cpu for PyTorch's CPU build), NB, CELL_TIMEOUT, NB_THREADS, NB_WORKERS, WORKERS,
+# SUBMISSIONS and CHAPTER (make grade).
+export VENV PIP_ARGS TORCH NB CELL_TIMEOUT NB_THREADS NB_WORKERS WORKERS SUBMISSIONS CHAPTER
 
-STAGES := env sync lab test test-unit test-kernels test-notebooks test-student test-book book student clean
+STAGES := env sync lab test test-unit test-kernels test-notebooks test-student test-book book student grade clean
 
 .PHONY: help $(STAGES)
 

@@ -20,6 +20,7 @@ with make, from NAME=value arguments after the stage (`py make.py test-notebooks
     NB_THREADS=1          threads per notebook kernel
     NB_WORKERS=2          chapters run at the same time by test-notebooks (one kernel each)
     WORKERS=2             parallel workers for the unit tests
+    SUBMISSIONS=folder    the student notebooks that `grade` runs (CHAPTER=NN if it cannot tell)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ STAGES: dict[str, str] = {
     "test-book": "build the static site from the executed chapters and open a page in a browser",
     "book": "build the executed static site (chapters run through a cache: no change, no work)",
     "student": "write student/NN_slug.ipynb: solutions stubbed, outputs cleared",
+    "grade": "grade a class's student notebooks (SUBMISSIONS=folder, CHAPTER=NN optional): CSV and report",
     "clean": "remove what the commands generate (build, student notebooks, .ipynb pairs)",
 }
 TEST_STAGES = ["test-unit", "test-kernels", "test-notebooks", "test-student", "test-book"]
@@ -63,7 +65,8 @@ FIXED_ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
-SETTINGS = ("VENV", "PIP_ARGS", "TORCH", "NB", "CELL_TIMEOUT", "NB_THREADS", "NB_WORKERS", "WORKERS")
+SETTINGS = ("VENV", "PIP_ARGS", "TORCH", "NB", "CELL_TIMEOUT", "NB_THREADS", "NB_WORKERS", "WORKERS",
+            "SUBMISSIONS", "CHAPTER")
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
@@ -210,6 +213,16 @@ def test_book() -> None:
 def book() -> None:
     env()
     py("tools/build_book.py", "--execute")
+
+
+def grade() -> None:
+    env()
+    folder = setting("SUBMISSIONS", "")
+    if not folder:
+        raise StageError("grade needs SUBMISSIONS=folder (a folder of students' .ipynb files)")
+    chapter = setting("CHAPTER", "")
+    py("tools/grade.py", folder, *(["--chapter", chapter] if chapter else []),
+       "--timeout", setting("CELL_TIMEOUT", "300"))
 
 
 def clean() -> None:

@@ -17,6 +17,8 @@ import socket
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", ""}
 attempts: list[str] = []
+#: Called with the message of every blocked attempt (tools/sandbox.py logs them for the grader).
+listeners: list = []
 
 
 class NetworkBlocked(RuntimeError):
@@ -44,6 +46,8 @@ def _blocked(what: str, target) -> NetworkBlocked:
         "transformers models are built from configs with random weights."
     )
     attempts.append(message)
+    for listener in listeners:
+        listener(message)
     return NetworkBlocked(message)
 
 

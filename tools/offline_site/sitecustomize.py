@@ -16,3 +16,10 @@ if os.environ.get("ROADMAP_BLOCK_IMPORTS"):
 
     _block(os.environ["ROADMAP_BLOCK_IMPORTS"])
     del sys.path[0]
+
+if os.environ.get("ROADMAP_SANDBOX"):  # tools/grade.py: a submission's kernel stays in its folder
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from tools.sandbox import install as _fence
+
+    _fence(os.environ["ROADMAP_SANDBOX"], os.environ["ROADMAP_SANDBOX_LOG"])
+    del sys.path[0]

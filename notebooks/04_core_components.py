@@ -64,6 +64,12 @@ from roadmap_lib.chapters.ch04_core_components.experiments import (
     train_bit_task,
     train_lm,
 )
+from roadmap_lib.chapters.ch04_core_components.exercises import (
+    check_causal_attention,
+    check_kv_cache_bytes,
+    check_rms_norm,
+    check_window_mask,
+)
 from roadmap_lib.chapters.ch04_core_components.plots import (
     plot_attention_heads,
     plot_loss_curves,
@@ -72,7 +78,6 @@ from roadmap_lib.chapters.ch04_core_components.plots import (
     plot_scaling,
 )
 from roadmap_lib.data import CharLMData
-from roadmap_lib.exercises import check_function, check_true
 from roadmap_lib.layers import (
     BlockConfig,
     LayerNorm,
@@ -549,6 +554,15 @@ assert hybrid["conv + transformer, no positions"]["accuracy"] > 0.95
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# First compute the `(L, L)` score matrix of every query against every key and divide it by $\sqrt
+# d$. Then build a boolean matrix that is True *above* the diagonal (`torch.triu` with
+# `diagonal=1`), fill those scores with $-\infty$, and take the softmax over the **last**
+# dimension, the keys, before multiplying by `v`.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-04-causal
 # :class: dropdown
 # ```
@@ -568,12 +582,7 @@ def causal_attention(q, k, v):
 # ```
 
 # %%
-_cases = []
-for _seed, _shape in [(0, (1, 1, 4, 8)), (1, (2, 3, 7, 16)), (2, (1, 2, 12, 4))]:
-    _g = torch.Generator().manual_seed(_seed)
-    _q, _k, _v = (torch.randn(*_shape, generator=_g) for _ in range(3))
-    _cases.append(((_q, _k, _v), F.scaled_dot_product_attention(_q, _k, _v, is_causal=True)))
-check_function(causal_attention, _cases)
+check_causal_attention(causal_attention)
 
 # %% [markdown]
 # ```{exercise-start}
@@ -585,6 +594,14 @@ check_function(causal_attention, _cases)
 # and multiplies by `weight`.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Square `x`, take the mean over the last dimension with `keepdim=True`, add `eps` to that mean,
+# then take the reciprocal square root (`torch.rsqrt`). Nothing is subtracted: that is the
+# difference from LayerNorm.
 # ```
 
 # %% [markdown]
@@ -604,12 +621,7 @@ def rms_norm(x, weight, eps):
 # ```
 
 # %%
-_cases = []
-for _seed, _eps in [(0, 1e-6), (1, 1e-2), (2, 0.5)]:
-    _g = torch.Generator().manual_seed(_seed)
-    _x, _w = torch.randn(3, 5, 16, generator=_g) * 4, torch.randn(16, generator=_g)
-    _cases.append(((_x, _w, _eps), F.rms_norm(_x, (16,), _w, _eps)))
-check_function(rms_norm, _cases)
+check_rms_norm(rms_norm)
 
 # %% [markdown]
 # ```{exercise-start}
@@ -623,6 +635,13 @@ check_function(rms_norm, _cases)
 # of width 128, **8** kv heads) than it would be with full multi-head attention?
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Count values first, bytes last: one key *and* one value, each `head_dim` numbers, per kv head,
+# per position, per sequence of the batch, per layer. Multiply by `bytes_per_value` at the end.
 # ```
 
 # %% [markdown]
@@ -642,16 +661,7 @@ def kv_cache_bytes(n_layers, n_kv_heads, head_dim, seq_len, batch, bytes_per_val
 # ```
 
 # %%
-check_function(kv_cache_bytes, [
-    ((1, 1, 1, 1, 1, 1), torch.tensor(2)),
-    ((32, 32, 128, 4096, 1, 2), torch.tensor(2 * 32 * 32 * 128 * 4096 * 2)),
-    ((80, 8, 128, 4096, 4, 2), torch.tensor(2 * 80 * 8 * 128 * 4096 * 4 * 2)),
-])
-_gqa = kv_cache_bytes(80, 8, 128, 4096, 1, 2)
-_mha = kv_cache_bytes(80, 64, 128, 4096, 1, 2)
-check_true(_mha == 8 * _gqa, fail=f"expected MHA's cache to be 8x GQA's, got {_mha / _gqa:g}x",
-           success=f"GQA: {_gqa / 2**30:.2f} GiB per 4096-token sequence, MHA would need "
-                   f"{_mha / 2**30:.2f} GiB")
+check_kv_cache_bytes(kv_cache_bytes)
 
 # %% [markdown]
 # ```{exercise-start}
@@ -664,6 +674,14 @@ check_true(_mha == 8 * _gqa, fail=f"expected MHA's cache to be 8x GQA's, got {_m
 # information reach the last position? (Each layer moves it at most `w - 1` positions.)
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Broadcast two index vectors against each other: the query positions as a column, the key
+# positions as a row (`torch.arange` and indexing with `None` add the missing dimension). A key is
+# allowed when it is not after the query and not more than `w - 1` positions before it.
 # ```
 
 # %% [markdown]
@@ -685,11 +703,4 @@ def window_mask(L, w):
 # ```
 
 # %%
-check_function(window_mask, [((L, w), sliding_window_mask(L, w)) for L, w in
-                             [(5, 1), (6, 3), (8, 8), (7, 20)]])
-# information flow through a stack: which inputs can reach the last position after 4 layers?
-_reach = torch.eye(12, dtype=torch.bool)[-1]
-for _ in range(4):
-    _reach = (_reach.float() @ window_mask(12, 3).float()).bool()
-check_true(int(_reach.sum()) == 9, fail=f"expected 9 positions in reach, got {int(_reach.sum())}",
-           success="after 4 layers of window 3, the last position sees 1 + 4·2 = 9 positions")
+check_window_mask(window_mask)  # also: which inputs reach the last position after 4 layers?

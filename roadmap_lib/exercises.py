@@ -50,6 +50,57 @@ def _scale_factor(got: torch.Tensor, expected: torch.Tensor) -> float | None:
     return None
 
 
+def _same(a: torch.Tensor, b: torch.Tensor, rtol: float, atol: float) -> bool:
+    if a.dtype == torch.bool or b.dtype == torch.bool:
+        return bool(torch.equal(a, b))
+    return bool(torch.allclose(a.double(), b.double(), rtol=rtol, atol=atol, equal_nan=True))
+
+
+def _shift_hint(g: torch.Tensor, e: torch.Tensor, rtol: float, atol: float) -> str | None:
+    """'shifted by one along dimension d' when got equals expected moved one step along an axis."""
+    for dim in range(g.ndim):
+        n = g.shape[dim]
+        if n < 3:
+            continue
+        for step, word in ((1, "later"), (-1, "earlier")):
+            a = g.narrow(dim, step if step > 0 else 0, n - 1)
+            b = e.narrow(dim, 0 if step > 0 else 1, n - 1)
+            shift_invariant = _same(e.narrow(dim, 1, n - 1), e.narrow(dim, 0, n - 1), rtol, atol)
+            if _same(a, b, rtol, atol) and not shift_invariant:
+                return (f"it equals the expected value shifted one position {word} along dimension {dim} "
+                        f"(an off-by-one in an index, a position or a mask?).")
+    return None
+
+
+def _normalised_axis_hint(g: torch.Tensor, e: torch.Tensor, rtol: float, atol: float) -> str | None:
+    """'normalised over dimension a instead of b' for answers that should sum to 1 along one axis."""
+    if g.ndim < 2 or (e < -atol).any():
+        return None
+    sums_e = [d for d in range(e.ndim) if torch.allclose(e.sum(d), torch.ones(()).double(), atol=1e-4)]
+    sums_g = [d for d in range(g.ndim) if torch.allclose(g.sum(d), torch.ones(()).double(), atol=1e-4)]
+    if sums_e and sums_g and not set(sums_e) & set(sums_g):
+        return (f"it sums to 1 over dimension {sums_g[0]} where the expected value sums to 1 over "
+                f"dimension {sums_e[0]}: a softmax or normalisation over the wrong axis?")
+    if sums_e and not sums_g and (g >= -atol).all():
+        return f"its entries do not sum to 1 over dimension {sums_e[0]} as they should: a missing normalisation?"
+    return None
+
+
+def _mask_hint(g: torch.Tensor, e: torch.Tensor, wrong: torch.Tensor) -> str | None:
+    """Square boolean masks: the diagonal, or entries above it (the future)."""
+    if g.dtype != torch.bool or e.dtype != torch.bool or g.ndim < 2 or g.shape[-1] != g.shape[-2]:
+        return None
+    n = g.shape[-1]
+    diagonal = torch.eye(n, dtype=torch.bool).expand_as(g)
+    if not (wrong & ~diagonal).any():
+        return "it differs from the expected mask only on the diagonal: is a query's own position included?"
+    future = torch.ones(n, n, dtype=torch.bool).triu(1).expand_as(g)
+    if (g & future & ~e).any():
+        i, j = (int(x) for x in (g & future & ~e).nonzero()[0][-2:])
+        return f"query {i} may attend to key {j}, which comes after it: the mask lets a position see the future."
+    return None
+
+
 def check_tensor(
     got: Any,
     expected: Any,
@@ -83,8 +134,10 @@ def check_tensor(
         wrong = g.to(e.dtype) != e if g.dtype != e.dtype else g != e
         if wrong.any():
             idx = tuple(int(i) for i in wrong.nonzero()[0])
+            hint = _mask_hint(g, e, wrong) or _shift_hint(g.to(e.dtype) if g.dtype != e.dtype else g, e, 0, 0)
             raise ExerciseError(
-                f"{name}: {int(wrong.sum())} of {g.numel()} entries differ; first at index {idx}: "
+                (f"{name}: {hint} " if hint else f"{name}: ")
+                + f"{int(wrong.sum())} of {g.numel()} entries differ; first at index {idx}: "
                 f"got {g[idx].item()}, expected {e[idx].item()}."
             )
         if not quiet:
@@ -93,7 +146,12 @@ def check_tensor(
     g64, e64 = g.double(), e.double()
     if torch.isnan(g64).any() and not torch.isnan(e64).any():
         idx = tuple(int(i) for i in torch.isnan(g64).nonzero()[0])
-        raise ExerciseError(f"{name} contains NaN (first at index {idx}): look for 0/0, log(0) or inf − inf.")
+        raise ExerciseError(f"{name} contains NaN (first at index {idx}): look for 0/0, log(0) or inf − inf "
+                            "(a softmax over a row where every entry was masked to -inf gives NaN).")
+    if torch.isinf(g64).any() and not torch.isinf(e64).any():
+        idx = tuple(int(i) for i in torch.isinf(g64).nonzero()[0])
+        raise ExerciseError(f"{name} contains inf (first at index {idx}): an overflow, or a -inf mask value "
+                            "that was never passed through a softmax?")
     close = torch.isclose(g64, e64, rtol=rtol, atol=atol, equal_nan=True)
     if close.all():
         if not quiet:
@@ -107,11 +165,13 @@ def check_tensor(
         raise ExerciseError(
             f"{name} is the expected value times {c:.4g}: a scale factor is missing or applied twice."
         )
+    hint = _normalised_axis_hint(g64, e64, rtol, atol) or _shift_hint(g64, e64, rtol, atol)
     err = (g64 - e64).abs()
     err[close] = 0
     idx = tuple(int(i) for i in (err == err.max()).nonzero()[0])
     raise ExerciseError(
-        f"{name}: {int((~close).sum())} of {g.numel()} entries differ (tolerance atol={atol}, rtol={rtol}); "
+        (f"{name}: {hint} " if hint else f"{name}: ")
+        + f"{int((~close).sum())} of {g.numel()} entries differ (tolerance atol={atol}, rtol={rtol}); "
         f"worst at index {idx}: got {g64[idx].item():.6g}, expected {e64[idx].item():.6g}."
     )
 
@@ -147,21 +207,56 @@ def check_function(
     name: str | None = None,
     atol: float = 1e-5,
     rtol: float = 1e-4,
+    mistakes: dict[str, Callable[..., Any]] | None = None,
 ) -> None:
     """Call ``fn(*args)`` for each ``(args, expected)`` case and compare with :func:`check_tensor`.
 
-    The message names the failing case, so a learner can rerun exactly that call.
+    The message names the failing case, so a learner can rerun exactly that call. ``mistakes`` maps
+    a plain-words description of a common mistake ("the 1/√d scale is missing") to a function that
+    makes it; when the answer is wrong and equals what one of them returns, the message starts with
+    that description. An input that the function changed in place is reported too.
     """
     label = name or getattr(fn, "__name__", "your function")
     cases = list(cases)
     for i, (args, expected) in enumerate(cases):
+        before = [a.clone() if isinstance(a, torch.Tensor) else None for a in args]
         try:
             got = fn(*args)
         except NotImplementedError as err:
             raise ExerciseError(f"{label} is not written yet (it raised NotImplementedError).") from err
         shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args)
-        check_tensor(got, expected, name=f"{label}({shapes}) [case {i + 1}]", atol=atol, rtol=rtol, quiet=True)
+        call = f"{label}({shapes}) [case {i + 1}]"
+        for k, (a, b) in enumerate(zip(args, before)):
+            if b is not None and not torch.equal(a, b) and not (a.isnan() & b.isnan()).all():
+                raise ExerciseError(f"{call} changed its argument {k + 1} in place (an in-place operation "
+                                    f"such as `x += ...`, `x.mul_()` or `x[...] = ...` on an input): work on a "
+                                    f"copy or use out-of-place operations.")
+        try:
+            check_tensor(got, expected, name=call, atol=atol, rtol=rtol, quiet=True)
+        except ExerciseError as err:
+            diagnosis = _which_mistake(got, args, mistakes or {}, atol, rtol)
+            if diagnosis:
+                raise ExerciseError(f"{call}: likely mistake: {diagnosis}. Details: {err}") from None
+            raise
     _ok(f"{label} passes all {len(cases)} cases.")
+
+
+def _which_mistake(got: Any, args: Sequence[Any], mistakes: dict[str, Callable[..., Any]],
+                   atol: float, rtol: float) -> str | None:
+    if isinstance(got, (int, float, bool)):
+        got = torch.as_tensor(got)
+    if not isinstance(got, torch.Tensor):
+        return None
+    for description, wrong in mistakes.items():
+        copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+        try:
+            out = wrong(*copies)
+        except Exception:  # a mistake that cannot even run on this case is not the one made
+            continue
+        out = torch.as_tensor(out)
+        if out.shape == got.shape and _same(got.detach(), out, rtol, atol):
+            return description
+    return None
 
 
 __all__ = ["ExerciseError", "check_close", "check_function", "check_tensor", "check_true"]

@@ -91,3 +91,58 @@ def test_check_function_reports_an_unwritten_stub():
 
     with pytest.raises(ExerciseError, match="not written yet"):
         check_function(stub, [((torch.ones(1),), torch.ones(1))])
+
+
+# ---- the diagnoses (issue: feedback that says *what* is wrong) ---------------------------------
+
+
+def _message(fn, cases, **kw):
+    from roadmap_lib.exercises import ExerciseError, check_function
+
+    with pytest.raises(ExerciseError) as info:
+        check_function(fn, cases, **kw)
+    return str(info.value)
+
+
+def test_softmax_over_the_wrong_axis_is_named():
+    x = torch.randn(2, 5, 5, generator=torch.Generator().manual_seed(0))
+    msg = _message(lambda t: t.softmax(1), [((x,), x.softmax(-1))])
+    assert "sums to 1 over dimension 1 where the expected value sums to 1 over dimension 2" in msg
+    msg = _message(lambda t: t.exp(), [((x,), x.softmax(-1))])
+    assert "do not sum to 1 over dimension 2" in msg
+
+
+def test_an_off_by_one_shift_is_named():
+    pos = torch.arange(10.0)
+    msg = _message(lambda t: t + 1, [((pos,), pos)])
+    assert "shifted one position earlier along dimension 0" in msg  # got[i] == expected[i + 1]
+    table = torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
+    msg = _message(lambda t: torch.cat([t[1:], t[:1]]), [((table,), table)])
+    assert "shifted one position earlier along dimension 0" in msg
+
+
+def test_in_place_changes_to_an_input_are_named():
+    x = torch.randn(4)
+    msg = _message(lambda t: t.mul_(2), [((x.clone(),), 2 * x)])
+    assert "changed its argument 1 in place" in msg
+
+
+def test_inf_and_nan_are_named():
+    x = torch.ones(3)
+    assert "contains inf" in _message(lambda t: t / 0, [((x,), x)])
+    assert "contains NaN" in _message(lambda t: t * float("nan"), [((x,), x)])
+
+
+def test_masks_that_see_the_future_or_miss_the_diagonal_are_named():
+    causal = torch.ones(5, 5, dtype=torch.bool).tril()
+    assert "see the future" in _message(lambda n: torch.ones(n, n, dtype=torch.bool), [((5,), causal)])
+    assert "only on the diagonal" in _message(lambda n: torch.ones(n, n, dtype=torch.bool).tril(-1), [((5,), causal)])
+
+
+def test_declared_mistakes_come_first_and_a_failing_mistake_is_skipped():
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(2))
+    mistakes = {"this one cannot run": lambda t: t @ t, "the square root is missing": lambda t: t ** 2}
+    msg = _message(lambda t: t * t, [((x.abs(),), x.abs() ** 0.5)], mistakes=mistakes)
+    assert msg.startswith("<lambda>((3, 4)) [case 1]: likely mistake: the square root is missing. Details:")
+    # a wrong answer that matches no declared mistake gets the general message only
+    assert "likely mistake" not in _message(lambda t: t + 5, [((x.abs(),), x.abs() ** 0.5)], mistakes=mistakes)

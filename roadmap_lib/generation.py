@@ -9,7 +9,9 @@ and then only the newest token, the keys and values of the past coming from a KV
 
 The filters follow transformers' logits warpers (``TopKLogitsWarper``, ``TopPLogitsWarper``) and
 beam search follows ``generate(num_beams=..., length_penalty=...)``; ``tests/test_generation.py``
-checks both against transformers with the same weights.
+checks both against transformers with the same weights. :func:`decode_loop` is the loop greedy and
+sampling share; ``roadmap_lib.decoding.generate`` runs it with a pipeline of logits processors
+(``roadmap_lib.logits_processors``) and stopping criteria.
 """
 
 from __future__ import annotations
@@ -104,8 +106,12 @@ def filter_logits(logits: torch.Tensor, *, temperature: float | torch.Tensor = 1
 # --- greedy and sampling ----------------------------------------------------------------------
 
 
-def _decode_loop(model, ids, max_new_tokens, choose, eos_token_id, pad_token_id, context_length,
-                 use_cache=False):
+def decode_loop(model: Model, ids: torch.Tensor, max_new_tokens: int, choose, eos_token_id=None,
+                pad_token_id=None, context_length=None, use_cache=False, stop=None) -> torch.Tensor:
+    """The loop every left-to-right decoder shares: ``choose(ids, logits) -> (batch,)`` picks the next
+    token of each row from the logits ``(batch, vocab)``; a row is finished once it emits
+    ``eos_token_id`` or ``stop(ids) -> (batch,) bool`` says so, and is padded with ``pad_token_id``
+    (default: the eos id) from then on. Stops early when every row is finished."""
     _check_ids(ids)
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens: expected an int >= 0, got {max_new_tokens}")
@@ -115,6 +121,8 @@ def _decode_loop(model, ids, max_new_tokens, choose, eos_token_id, pad_token_id,
             raise TypeError(f"model: use_cache=True needs a model with new_cache(), got {type(model).__name__}")
         cache = model.new_cache()
     pad = eos_token_id if pad_token_id is None else pad_token_id
+    if stop is not None and pad is None:
+        raise ValueError("pad_token_id: stopping criteria need a token to pad finished rows with, got None")
     finished = torch.zeros(ids.shape[0], dtype=torch.bool)
     for step in range(max_new_tokens):
         if cache is None:
@@ -122,11 +130,14 @@ def _decode_loop(model, ids, max_new_tokens, choose, eos_token_id, pad_token_id,
         else:
             with torch.no_grad():
                 logits = model(ids if step == 0 else ids[:, -1:], cache)[:, -1, :].float()
-        token = choose(logits)
-        if eos_token_id is not None:
+        token = choose(ids, logits)
+        if pad is not None:
             token = torch.where(finished, torch.full_like(token, pad), token)
+        if eos_token_id is not None:
             finished |= token == eos_token_id
         ids = torch.cat([ids, token[:, None]], dim=1)
+        if stop is not None:
+            finished |= stop(ids)
         if finished.all():
             break
     return ids
@@ -137,7 +148,7 @@ def greedy(model: Model, ids: torch.Tensor, max_new_tokens: int, *, eos_token_id
            use_cache: bool = False) -> torch.Tensor:
     """Append the most likely token ``max_new_tokens`` times; rows that emitted ``eos_token_id``
     are padded with ``pad_token_id`` (default: the eos id). Returns ``(batch, seq + new)``."""
-    return _decode_loop(model, ids, max_new_tokens, lambda lg: lg.argmax(dim=-1),
+    return decode_loop(model, ids, max_new_tokens, lambda _, lg: lg.argmax(dim=-1),
                         eos_token_id, pad_token_id, context_length, use_cache)
 
 
@@ -151,11 +162,11 @@ def sample(model: Model, ids: torch.Tensor, max_new_tokens: int, *,
 
     ``temperature`` may be a ``(batch,)`` tensor: one temperature per row (a sweep in one batch).
     """
-    def choose(logits):
+    def choose(_, logits):
         probs = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p).softmax(-1)
         return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
-    return _decode_loop(model, ids, max_new_tokens, choose, eos_token_id, pad_token_id,
+    return decode_loop(model, ids, max_new_tokens, choose, eos_token_id, pad_token_id,
                         context_length, use_cache)
 
 
@@ -182,7 +193,6 @@ def beam_search(model: Model, ids: torch.Tensor, max_new_tokens: int, *, num_bea
 
 def _beam_search_row(model, prompt, max_new_tokens, num_beams, length_penalty, eos_token_id,
                      early_stopping, context_length):
-    prompt_len = prompt.shape[1]
     beams = prompt  # (live beams, seq): a single beam at first
     scores = torch.zeros(1)
     finished: list[tuple[float, torch.Tensor]] = []  # (normalised score, sequence), best first
@@ -220,6 +230,7 @@ def _beam_search_row(model, prompt, max_new_tokens, num_beams, length_penalty, e
 __all__ = [
     "apply_temperature",
     "beam_search",
+    "decode_loop",
     "filter_logits",
     "greedy",
     "next_token_logits",

@@ -20,12 +20,15 @@ from roadmap_lib.generation import (
 VOCAB = 40
 
 
-@pytest.fixture(scope="module")
-def hf():
+def tiny_gpt2():
+    """A random GPT-2 with a 40-token vocabulary (also used by tests/test_decoding.py)."""
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=32, n_layer=2, n_head=2,
                      initializer_range=0.3, bos_token_id=0, eos_token_id=1, pad_token_id=1)
     return GPT2LMHeadModel(cfg).eval()
+
+
+hf = pytest.fixture(scope="module", name="hf")(tiny_gpt2)
 
 
 def _ours(hf):

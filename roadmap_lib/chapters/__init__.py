@@ -21,5 +21,6 @@ def artifacts():
     from roadmap_lib.chapters.ch06_encoder_only.artifacts import ARTIFACTS as ch06
     from roadmap_lib.chapters.ch07_decoder_only.artifacts import ARTIFACTS as ch07
     from roadmap_lib.chapters.ch08_text_to_text.artifacts import ARTIFACTS as ch08
+    from roadmap_lib.chapters.ch15_inference_optimization.artifacts import ARTIFACTS as ch15
 
-    return zoo.registry([tasks.ARTIFACT, *ch02, *ch03, *ch05, *ch06, *ch07, *ch08])
+    return zoo.registry([tasks.ARTIFACT, *ch02, *ch03, *ch05, *ch06, *ch07, *ch08, *ch15])

@@ -344,7 +344,7 @@ assert by_name["GPT-4"].parameters is None and by_name["GPT-4"].tokens is None
 # :label: ex-01-target
 # :nonumber:
 # ```
-# **Exercise 1 (the task's answer key).** Write `recall_target(symbols, distance)` that returns,
+# **Exercise 01.1 (the task's answer key).** Write `recall_target(symbols, distance)` that returns,
 # for each row `b`, the symbol `distance[b]` steps back from the last position: `symbols` has shape
 # `(batch, seq_len)` and `distance` shape `(batch,)`; the result has shape `(batch,)`. Use tensor
 # indexing, not a Python loop.
@@ -381,7 +381,7 @@ check_function(recall_target, _cases)
 # :label: ex-01-memory
 # :nonumber:
 # ```
-# **Exercise 2 (a model of the LSTM's memory).** Suppose a model remembers the last `memory`
+# **Exercise 01.2 (a model of the LSTM's memory).** Suppose a model remembers the last `memory`
 # symbols exactly and guesses uniformly among `vocab` symbols for anything older. Write
 # `memory_limited_accuracy(distances, memory, vocab)` returning its expected accuracy at each
 # distance, as a float tensor of the same length as `distances`. Then look at the LSTM's curve above:
@@ -427,7 +427,7 @@ check_true(_fit == 2, fail=f"the best-fitting memory for this LSTM came out as {
 # :label: ex-01-chinchilla
 # :nonumber:
 # ```
-# **Exercise 3 (compute-optimal size).** Training a model with $N$ parameters on $D$ tokens costs
+# **Exercise 01.3 (compute-optimal size).** Training a model with $N$ parameters on $D$ tokens costs
 # about $C \approx 6ND$ floating-point operations, and Chinchilla's rule of thumb is $D \approx 20N$.
 # Write `chinchilla_optimal(compute)` returning the pair `(N, D)` that spends `compute` FLOPs by
 # that rule. Check it against the timeline: what does it give for the compute of GPT-3?

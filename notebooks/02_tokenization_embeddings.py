@@ -499,7 +499,7 @@ assert within_digits < 0.8 * digits_letters and within_vowels < vowels_consonant
 # :label: ex-02-pair-counts
 # :nonumber:
 # ```
-# **Exercise 1 (pair counts).** Write `pair_counts(ids)` that returns a dict mapping each pair of
+# **Exercise 02.1 (pair counts).** Write `pair_counts(ids)` that returns a dict mapping each pair of
 # adjacent ids `(a, b)` in the list `ids` to the number of times it occurs (overlapping
 # occurrences count: `[1, 1, 1]` has the pair `(1, 1)` twice). This is the statistic BPE merges by.
 #
@@ -534,7 +534,7 @@ check_equal(pair_counts, [(([1, 2, 3, 1, 2],), {(1, 2): 2, (2, 3): 1, (3, 1): 1}
 # :label: ex-02-merge
 # :nonumber:
 # ```
-# **Exercise 2 (apply a merge).** Write `merge(ids, pair, new_id)` that returns a new list where
+# **Exercise 02.2 (apply a merge).** Write `merge(ids, pair, new_id)` that returns a new list where
 # every occurrence of `pair` in `ids`, scanned left to right and without overlaps, is replaced by
 # `new_id`. For example `merge([1, 1, 1], (1, 1), 9)` is `[9, 1]`.
 #
@@ -576,7 +576,7 @@ check_equal(merge, [(([1, 2, 3, 1, 2], (1, 2), 9), [9, 3, 9]),
 # :label: ex-02-wordpiece
 # :nonumber:
 # ```
-# **Exercise 3 (greedy WordPiece).** Write `wordpiece_split(word, vocab)` that splits `word`
+# **Exercise 02.3 (greedy WordPiece).** Write `wordpiece_split(word, vocab)` that splits `word`
 # greedily, longest match first: at each position take the longest piece in the set `vocab`
 # (written with the `##` prefix unless it starts the word). If no piece matches at some position,
 # return `["[UNK]"]` for the whole word.
@@ -621,7 +621,7 @@ check_equal(wordpiece_split, [((w, vocab_set), [wordpiece.itos[i] for i in wordp
 # :label: ex-02-bpc
 # :nonumber:
 # ```
-# **Exercise 4 (bits per character).** A model assigns total negative log-likelihood `nll_nats`
+# **Exercise 02.4 (bits per character).** A model assigns total negative log-likelihood `nll_nats`
 # (in nats, summed over all tokens) to a text of `n_chars` characters. Write
 # `to_bits_per_char(nll_nats, n_chars)`.
 #

@@ -509,7 +509,7 @@ interact(_explore, position=IntSlider(12, 0, 255, description="position"),
 # :label: ex-03-sinusoidal
 # :nonumber:
 # ```
-# **Exercise 1 (the sinusoidal table).** Write `my_sinusoidal(seq_len, d_model)` returning the
+# **Exercise 03.1 (the sinusoidal table).** Write `my_sinusoidal(seq_len, d_model)` returning the
 # `(seq_len, d_model)` float32 table of Vaswani et al.: column $2i$ holds $\sin(p\,\omega_i)$ and
 # column $2i+1$ holds $\cos(p\,\omega_i)$, with $\omega_i = 10000^{-2i/d}$ and $p = 0, 1, \dots$.
 #
@@ -546,7 +546,7 @@ check_function(my_sinusoidal, [((8, 4), sinusoidal_encoding(8, 4)), ((50, 16), s
 # :label: ex-03-alibi
 # :nonumber:
 # ```
-# **Exercise 2 (ALiBi slopes for any number of heads).** Write `my_alibi_slopes(num_heads)`
+# **Exercise 03.2 (ALiBi slopes for any number of heads).** Write `my_alibi_slopes(num_heads)`
 # returning a float tensor of `num_heads` slopes by the paper's rule: for a power of two $n$, the
 # geometric sequence $2^{-8/n}, 2^{-16/n}, \dots, 2^{-8}$; otherwise the slopes for the largest power
 # of two $m < n$, followed by the first $n - m$ of the slopes for $2m$ taken at every other place
@@ -588,7 +588,7 @@ check_function(my_alibi_slopes, [((n,), alibi_slopes(n)) for n in (1, 4, 6, 8, 1
 # :label: ex-03-rope
 # :nonumber:
 # ```
-# **Exercise 3 (interleaved RoPE by hand).** Write `my_rope_interleaved(x, positions, base)`
+# **Exercise 03.3 (interleaved RoPE by hand).** Write `my_rope_interleaved(x, positions, base)`
 # for `x` of shape `(batch, heads, seq, dim)` and integer `positions` of shape `(seq,)`: turn each
 # pair $(x_{2i}, x_{2i+1})$ at position $m$ by the angle $m\,\theta_i$, $\theta_i = \text{base}^{-2i/d}$,
 # that is $(a, b) \mapsto (a\cos\phi - b\sin\phi,\; a\sin\phi + b\cos\phi)$. Use no helper from
@@ -633,7 +633,7 @@ check_function(my_rope_interleaved, _cases)
 # :label: ex-03-ntk
 # :nonumber:
 # ```
-# **Exercise 4 (the NTK-aware base).** A RoPE model with head dimension $d$ and base $b$ must run
+# **Exercise 03.4 (the NTK-aware base).** A RoPE model with head dimension $d$ and base $b$ must run
 # at $s$ times its training length. Find the new base $b'$ for which the *slowest* pair,
 # $\theta_{d/2-1} = b^{-(d-2)/d}$, turns exactly $s$ times slower while the fastest ($\theta_0 = 1$)
 # is unchanged. Write `ntk_base(base, dim, factor)` returning $b'$.

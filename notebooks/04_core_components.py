@@ -545,7 +545,7 @@ assert hybrid["conv + transformer, no positions"]["accuracy"] > 0.95
 # :label: ex-04-causal
 # :nonumber:
 # ```
-# **Exercise 1 (causal attention from scratch).** Write `causal_attention(q, k, v)` for `q`, `k`,
+# **Exercise 04.1 (causal attention from scratch).** Write `causal_attention(q, k, v)` for `q`, `k`,
 # `v` of shape `(batch, heads, L, d)`: scores scaled by $1/\sqrt d$, keys after the query masked
 # out, softmax over the keys, weighted sum of the values. Use only `torch` operations (no
 # `scaled_dot_product_attention`).
@@ -589,7 +589,7 @@ check_causal_attention(causal_attention)
 # :label: ex-04-rmsnorm
 # :nonumber:
 # ```
-# **Exercise 2 (RMSNorm).** Write `rms_norm(x, weight, eps)` that normalises `x` over its last
+# **Exercise 04.2 (RMSNorm).** Write `rms_norm(x, weight, eps)` that normalises `x` over its last
 # dimension by its root mean square (with `eps` added to the mean square inside the square root)
 # and multiplies by `weight`.
 #
@@ -628,7 +628,7 @@ check_rms_norm(rms_norm)
 # :label: ex-04-kvcache
 # :nonumber:
 # ```
-# **Exercise 3 (the size of a KV cache).** Write `kv_cache_bytes(n_layers, n_kv_heads, head_dim,
+# **Exercise 04.3 (the size of a KV cache).** Write `kv_cache_bytes(n_layers, n_kv_heads, head_dim,
 # seq_len, batch, bytes_per_value)` that returns how many bytes the key/value cache of a decoder
 # takes: every layer stores one key and one value vector per kv head, per position, per sequence.
 # Then use it: how much smaller is the cache of a Llama-2-70B-like model (80 layers, 64 query heads
@@ -668,7 +668,7 @@ check_kv_cache_bytes(kv_cache_bytes)
 # :label: ex-04-window
 # :nonumber:
 # ```
-# **Exercise 4 (a sliding-window mask).** Write `window_mask(L, w)` that returns an `(L, L)` boolean
+# **Exercise 04.4 (a sliding-window mask).** Write `window_mask(L, w)` that returns an `(L, L)` boolean
 # tensor, True where query `i` may attend to key `j`: causal, and at most `w` keys (the query's own
 # position included). Then check your intuition: with 4 layers of window 3, how far back can
 # information reach the last position? (Each layer moves it at most `w - 1` positions.)

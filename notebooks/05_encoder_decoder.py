@@ -333,7 +333,7 @@ interact(explore, index=Dropdown(options=[(r["src"][:60], i) for i, r in enumera
 # :label: ex-05-brevity
 # :nonumber:
 # ```
-# **Exercise 1 (brevity penalty).** Write `brevity_penalty(hyp_len, ref_len)`: 1 when the hypothesis
+# **Exercise 05.1 (brevity penalty).** Write `brevity_penalty(hyp_len, ref_len)`: 1 when the hypothesis
 # is at least as long as the reference, $e^{1 - r/c}$ when it is shorter ($c$ = `hyp_len` > 0,
 # $r$ = `ref_len`), and 0 for an empty hypothesis.
 #
@@ -370,7 +370,7 @@ check_function(brevity_penalty, cases)
 # :label: ex-05-clipped
 # :nonumber:
 # ```
-# **Exercise 2 (clipped n-gram matches).** Write `clipped_matches(hyp, ref, n)` for two lists of
+# **Exercise 05.2 (clipped n-gram matches).** Write `clipped_matches(hyp, ref, n)` for two lists of
 # tokens: the number of $n$-grams of `hyp` that also occur in `ref`, each $n$-gram counted at most
 # as many times as it occurs in `ref` (so "the the the" against "the cat" has one unigram match).
 # You may use `roadmap_lib.metrics.ngrams(tokens, n)`, which returns a `Counter` of $n$-gram tuples.
@@ -409,7 +409,7 @@ check_function(clipped_matches, cases)
 # :label: ex-05-teacher
 # :nonumber:
 # ```
-# **Exercise 3 (teacher-forcing inputs).** Given target sentences as lists of word ids, build the
+# **Exercise 05.3 (teacher-forcing inputs).** Given target sentences as lists of word ids, build the
 # decoder inputs and the loss targets: `decoder_io(targets) -> (tgt_in, tgt_out)`, both
 # `(batch, max_len + 1)` int64 tensors, with `tgt_in = <bos> y_1 ... y_T` padded with `PAD` and
 # `tgt_out = y_1 ... y_T <eos>` padded with `-100` (ignored by the loss). `BOS`, `EOS` and `PAD`

@@ -384,7 +384,7 @@ def explore(text):
 # :label: ex-06-token-labels
 # :nonumber:
 # ```
-# **Exercise 1 (token targets).** Write `my_token_labels(n_words, changed, context)`: a `(context,)`
+# **Exercise 06.1 (token targets).** Write `my_token_labels(n_words, changed, context)`: a `(context,)`
 # int64 tensor with 1 at the tokens of the words whose indices are in the list `changed`, 0 at the
 # other words, and -100 at `[CLS]` (position 0), `[SEP]` (position `n_words + 1`) and the padding
 # after it. Word `i` is token `i + 1`; an index of -1 in `changed` marks nothing.
@@ -422,7 +422,7 @@ check_function(my_token_labels, [((n, ks, 32), token_labels(n, *ks, context=32))
 # :label: ex-06-f1
 # :nonumber:
 # ```
-# **Exercise 2 (F1 of the "changed" class).** Write `my_f1(pred, gold)` for two integer tensors of
+# **Exercise 06.2 (F1 of the "changed" class).** Write `my_f1(pred, gold)` for two integer tensors of
 # the same shape: ignore the positions where `gold == -100`, and return the F1 score (a float) of
 # class 1, $2PR/(P+R)$ with precision $P$ and recall $R$; return 0.0 when there is no true positive.
 #
@@ -462,7 +462,7 @@ check_close(my_f1(torch.zeros(3, 4, dtype=torch.long), torch.ones(3, 4, dtype=to
 # :label: ex-06-distil
 # :nonumber:
 # ```
-# **Exercise 3 (the distillation loss).** Write `my_distillation_loss(student_logits,
+# **Exercise 06.3 (the distillation loss).** Write `my_distillation_loss(student_logits,
 # teacher_logits, labels, T, alpha)` for logits `(n, classes)` and labels `(n,)` (no -100 here):
 # $\alpha\, T^2\, \mathrm{KL}(\mathrm{softmax}(z_t/T) \,\|\, \mathrm{softmax}(z_s/T))$, averaged over
 # the $n$ rows, plus $(1 - \alpha)$ times the mean cross-entropy of the student on the labels.

@@ -398,7 +398,7 @@ def explore(temperature, top_k, top_p):
 # :label: ex-07-loss
 # :nonumber:
 # ```
-# **Exercise 1 (the next-token loss).** Given logits `(batch, seq, vocab)` computed on `ids[:, :-1]`
+# **Exercise 07.1 (the next-token loss).** Given logits `(batch, seq, vocab)` computed on `ids[:, :-1]`
 # and the full `ids` `(batch, seq + 1)`, return the mean cross-entropy of predicting `ids[:, 1:]`.
 # Write `causal_lm_loss(logits, ids)` with `torch.log_softmax` (not `F.cross_entropy`).
 #
@@ -435,7 +435,7 @@ check_close(got, expected, name="causal_lm_loss", atol=1e-5)
 # :label: ex-07-top-p
 # :nonumber:
 # ```
-# **Exercise 2 (nucleus filtering).** Write `my_top_p(logits, p)` for logits `(batch, vocab)`:
+# **Exercise 07.2 (nucleus filtering).** Write `my_top_p(logits, p)` for logits `(batch, vocab)`:
 # keep, in each row, the most likely tokens until their probabilities add up to at least `p`
 # (always at least one), and set the other logits to `-inf`.
 #
@@ -474,7 +474,7 @@ check_function(my_top_p, cases)
 # :label: ex-07-params
 # :nonumber:
 # ```
-# **Exercise 3 (counting parameters).** Write `gpt_num_params(vocab_size, context_length, d_model,
+# **Exercise 07.3 (counting parameters).** Write `gpt_num_params(vocab_size, context_length, d_model,
 # n_layers)` for our `GPT` with its defaults (biases, tied head, feed-forward width $4d$): token and
 # position embeddings, per block two LayerNorms, the four attention projections and the two MLP
 # projections with their biases, and the final LayerNorm.
@@ -515,7 +515,7 @@ check_function(
 # :label: ex-07-sample
 # :nonumber:
 # ```
-# **Exercise 4 (temperature sampling by hand).** Write `sample_next(logits, temperature, generator)`
+# **Exercise 07.4 (temperature sampling by hand).** Write `sample_next(logits, temperature, generator)`
 # that returns one sampled token id per row of `logits` `(batch, vocab)`, drawing from
 # `softmax(logits / temperature)` with `torch.multinomial(..., generator=generator)`.
 #

@@ -414,7 +414,7 @@ interact(corrupt_and_fill,
 # :label: ex-08-rebuild
 # :nonumber:
 # ```
-# **Exercise 1 (undo span corruption).** Write `rebuild(noisy, target)`: given a T5 input and target
+# **Exercise 08.1 (undo span corruption).** Write `rebuild(noisy, target)`: given a T5 input and target
 # as lists of words (sentinels written `<extra_id_0>`, `<extra_id_1>`, ...), return the original
 # sentence as a list of words: each sentinel in `noisy` replaced by the words that follow the same
 # sentinel in `target`.
@@ -458,7 +458,7 @@ check_equal(rebuild, cases)
 # :label: ex-08-infill
 # :nonumber:
 # ```
-# **Exercise 2 (text infilling by hand).** Write `infill(words, spans)`: `spans` is a sorted list of
+# **Exercise 08.2 (text infilling by hand).** Write `infill(words, spans)`: `spans` is a sorted list of
 # non-overlapping, non-touching `(start, length)` pairs; return the BART input as a list of words,
 # each span replaced by ONE `"<mask>"`, a span of length 0 inserting a `"<mask>"` before
 # `words[start]` (or at the end when `start == len(words)`).
@@ -500,7 +500,7 @@ check_equal(infill, [
 # :label: ex-08-bucket
 # :nonumber:
 # ```
-# **Exercise 3 (T5's buckets).** Write `bucket(rel, num_buckets, max_distance)` for the encoder
+# **Exercise 08.3 (T5's buckets).** Write `bucket(rel, num_buckets, max_distance)` for the encoder
 # (bidirectional) case: `rel` is an int64 tensor of distances `key - query`. Half the buckets go to
 # positive distances (offset by `num_buckets // 2`); within a half of $n$ buckets, distances
 # $d < n/2$ are their own bucket, and a larger distance $d$ goes to bucket

@@ -457,7 +457,7 @@ interact(show_step, step=IntSlider(value=1, min=1, max=5, description="tiles see
 # :label: ex-13-causal-skip
 # :nonumber:
 # ```
-# **Exercise 1 (the causal early exit).** `tiled_attention_forward` masks the tiles above the
+# **Exercise 13.1 (the causal early exit).** `tiled_attention_forward` masks the tiles above the
 # diagonal but still computes them. Write `causal_tiled_attention(q, k, v, block_m, block_n)` for
 # one head (`q`, `k`, `v` of shape `(N, d)`, scale $1/\sqrt d$) that follows the same online-softmax
 # loop but stops each query block's key loop at the diagonal, as the kernel does. Return
@@ -517,7 +517,7 @@ check_true(tiles_ex == needed,
 # :label: ex-13-merge
 # :nonumber:
 # ```
-# **Exercise 2 (merging two partial softmax states).** Split a row into two halves and run the
+# **Exercise 13.2 (merging two partial softmax states).** Split a row into two halves and run the
 # online softmax on each: you get states $(m_1, \ell_1)$ and $(m_2, \ell_2)$. Write
 # `merge_states(m1, l1, m2, l2)` that returns the state `(m, l)` of the whole row, without looking at
 # the scores. (This is how split-key kernels such as Flash-Decoding combine partial results.)
@@ -553,7 +553,7 @@ check_tensor(m_merged + torch.log(l_merged), torch.logsumexp(xm, -1), name="merg
 # :label: ex-13-backward
 # :nonumber:
 # ```
-# **Exercise 3 (the attention backward by hand).** For one head without a mask (`q` of shape
+# **Exercise 13.3 (the attention backward by hand).** For one head without a mask (`q` of shape
 # `(Lq, d)`, `k`, `v` of shape `(Lk, d)`, scale $1/\sqrt d$) and the output gradient `do`, write
 # `attention_backward(q, k, v, do)` returning `(dq, dk, dv)` from the formulas of section 5, using
 # $\Delta_i = dO_i\cdot O_i$.
@@ -597,7 +597,7 @@ for name, g, e in zip(("dq", "dk", "dv"), got, expected):
 # :label: ex-13-bytes
 # :nonumber:
 # ```
-# **Exercise 4 (bytes of the causal schedule).** Write `causal_kv_reads(n, d, block_m, block_n)`:
+# **Exercise 13.4 (bytes of the causal schedule).** Write `causal_kv_reads(n, d, block_m, block_n)`:
 # the number of key and value *elements* the causal forward kernel reads for one head of length `n`
 # (each query block reads the key rows and value rows from 0 up to the end of its diagonal
 # tile, never past `n`). Check yourself against `flash_attention_traffic`.

@@ -597,7 +597,7 @@ assert ms["llm-int8"] > 2 * ms["fp32"] and ms["int8-rtn-int8pack"] > 10 * ms["fp
 # :label: ex-14-zeropoint
 # :nonumber:
 # ```
-# **Exercise 1 (zero-point quantisation, group-wise).** Write `zeropoint_quantize(w, bits,
+# **Exercise 14.1 (zero-point quantisation, group-wise).** Write `zeropoint_quantize(w, bits,
 # group_size)` for a weight `w` of shape `(out, in)`: cut each row into groups of `group_size`
 # consecutive columns; for each group take `lo = min(min(group), 0)` and `hi = max(max(group), 0)`,
 # the scale `s = (hi - lo) / (2**bits - 1)` (use 1 where it is 0), the zero point
@@ -654,7 +654,7 @@ for shape, bits_, group in [((8, 64), 4, 32), ((16, 128), 8, 128), ((4, 96), 3, 
 # :label: ex-14-bytes
 # :nonumber:
 # ```
-# **Exercise 2 (predict, then measure: bytes).** Block 0's up projection is an `nn.Linear(128, 512)`
+# **Exercise 14.2 (predict, then measure: bytes).** Block 0's up projection is an `nn.Linear(128, 512)`
 # with a bias. Before running the measuring cell, predict how many bytes `QuantizedLinear` stores
 # for it (codes, scales or absmax, zero points if any, and the float32 bias) in three formats:
 # `"int4_g32"` (4-bit absmax, groups of 32, float32 scales), `"int3_g128"` (3-bit absmax, groups of
@@ -711,7 +711,7 @@ for fmt, n in measured_bytes.items():
 # :label: ex-14-gptq
 # :nonumber:
 # ```
-# **Exercise 3 (GPTQ by hand).** Write `gptq_by_hand(w, hessian, bits)` for `w` `(out, in)` and the
+# **Exercise 14.3 (GPTQ by hand).** Write `gptq_by_hand(w, hessian, bits)` for `w` `(out, in)` and the
 # Hessian `(in, in)` of its calibration inputs, following section 6 without lazy batches: absmax
 # scales per row computed once from the original `w` ($s = \max|w_{\text{row}}| / (2^{b-1}-1)$),
 # dampening $H + 0.01\,\overline{\operatorname{diag} H}\, I$, $U$ the upper Cholesky factor of

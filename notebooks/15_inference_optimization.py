@@ -539,7 +539,7 @@ print(f"chapter ran in {time.perf_counter() - chapter_start:.0f} s")
 # :label: ex-15-kvbytes
 # :nonumber:
 # ```
-# **Exercise 1 (predict, then measure: the cache of a config).** A Llama with `d_model=96`,
+# **Exercise 15.1 (predict, then measure: the cache of a config).** A Llama with `d_model=96`,
 # `n_heads=12`, `n_kv_heads=3`, 5 layers runs a batch of 4 prompts of 20 tokens in float32. Write
 # `predict_kv_bytes(n_layers, n_kv_heads, head_dim, seq_len, batch, bytes_per_value)` and use it to
 # predict how many bytes its cache holds *before* running the next cell, which builds the model
@@ -584,7 +584,7 @@ check_close(predict_kv_bytes(5, 3, 96 // 12, 20, 4, 4), allocated_cache_bytes(ex
 # :label: ex-15-tokens
 # :nonumber:
 # ```
-# **Exercise 2 (tokens per target call).** If each draft token is accepted independently with
+# **Exercise 15.2 (tokens per target call).** If each draft token is accepted independently with
 # probability $\alpha$, a round with draft length $k$ yields $1 + $ (number of leading accepted
 # tokens) tokens. Write `expected_tokens(alpha, k)`, the expected number of tokens per target call
 # (Leviathan et al. give it in closed form), then compare it with the measured tokens per call of
@@ -631,7 +631,7 @@ for k in KS:
 # :label: ex-15-blocks
 # :nonumber:
 # ```
-# **Exercise 3 (blocks for a workload).** Write `blocks_needed(lengths, block_size)`: how many
+# **Exercise 15.3 (blocks for a workload).** Write `blocks_needed(lengths, block_size)`: how many
 # blocks a paged cache hands out for sequences of the given lengths (a list of ints). The check
 # compares it with what the allocator really did in section 2's workloads.
 #

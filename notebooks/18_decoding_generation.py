@@ -485,7 +485,7 @@ def explore(temperature, top_k, top_p, min_p, typical_p, repetition_penalty):
 # :label: ex-18-distinct
 # :nonumber:
 # ```
-# **Exercise 1 (predict, then measure: diversity and temperature).** We will sample 4 continuations
+# **Exercise 18.1 (predict, then measure: diversity and temperature).** We will sample 4 continuations
 # of 40 characters after each of the 6 frontier prompts at temperature 0.5 and at 1.5 (seed 0) and
 # compute distinct-2 among the 4 continuations of each prompt, averaged over prompts. Before you run
 # the measuring cell, write your predictions for both temperatures in `predict_distinct()`. The check
@@ -534,7 +534,7 @@ for t in (0.5, 1.5):
 # :label: ex-18-minp
 # :nonumber:
 # ```
-# **Exercise 2 (min-p by hand).** Write `my_min_p(logits, min_p)` for logits `(batch, vocab)`: compute
+# **Exercise 18.2 (min-p by hand).** Write `my_min_p(logits, min_p)` for logits `(batch, vocab)`: compute
 # the probabilities, and set to `-inf` every logit whose probability is below `min_p` times the
 # largest probability of its row. Return the new logits (do not change the input).
 #
@@ -575,7 +575,7 @@ check_function(my_min_p, cases)
 # :label: ex-18-time
 # :nonumber:
 # ```
-# **Exercise 3 (a grammar for times).** Write `TIME`, a regular expression in the dialect of
+# **Exercise 18.3 (a grammar for times).** Write `TIME`, a regular expression in the dialect of
 # `roadmap_lib.constrained` (literals, `\d`, classes `[...]`, groups, `|`, `?`, `*`, `+`, `{n,m}`)
 # that matches exactly the 24-hour times `HH:MM` from `00:00` to `23:59` followed by a full stop, such
 # as `07:45.` (not `7:45.`, not `24:00.`). The check compares your pattern with the rule on every

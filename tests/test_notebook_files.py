@@ -121,6 +121,13 @@ def test_exercises_are_well_formed(py):
     assert code.count("### BEGIN SOLUTION") == code.count("### END SOLUTION") >= 3, \
         f"{py.name}: solution code is fenced by '### BEGIN SOLUTION' / '### END SOLUTION'"
     assert re.search(r"\bcheck_\w+\(", code), f"{py.name}: exercises are followed by a check from roadmap_lib.exercises"
+    # Numbered per chapter, so that a teacher can assign "exercise 04.2": NN.1, NN.2, ... in order,
+    # the same in the student notebooks (make_student keeps the prompts as they are).
+    number = py.name[:2]
+    titles = re.findall(r"\*\*Exercise (\d+(?:\.\d+)?)[ .*]", md)
+    assert titles == [f"{number}.{k}" for k in range(1, len(labels) + 1)], \
+        f"{py.name}: exercise titles must read 'Exercise {number}.1', '{number}.2', ... in order; got {titles}"
+    assert all(label.startswith(f"ex-{number}-") for label in labels), f"{py.name}: labels are ex-{number}-name"
 
 
 def test_config_files_parse():

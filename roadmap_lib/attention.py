@@ -140,6 +140,7 @@ def scaled_dot_product_attention(
     key_padding_mask: torch.Tensor | None = None,
     return_weights: bool = False,
     enable_gqa: bool = False,
+    backend: str = "math",
 ):
     """softmax(q kᵀ · scale + mask) v, with the semantics of PyTorch's function of the same name.
 
@@ -153,6 +154,12 @@ def scaled_dot_product_attention(
     ``h // (heads // kv_heads)``.
     Returns ``(batch, heads, Lq, dv)``, and the ``(batch, heads, Lq, Lk)`` weights if
     ``return_weights``.
+
+    backend: the same function computed three ways (:data:`BACKENDS`). ``"math"``, the default, is
+    the code below, written out to be read (and the only one that can return the weights, so
+    ``return_weights`` always takes it); ``"sdpa"`` folds every mask into one and calls
+    :func:`torch.nn.functional.scaled_dot_product_attention`, PyTorch's fused kernels;
+    ``"flash"`` runs the book's Triton kernel (chapter 13; causal or no mask only, no dropout).
     """
     _check_qkv(q, k, v, enable_gqa)
     batch, heads, lq, d = q.shape
@@ -160,6 +167,12 @@ def scaled_dot_product_attention(
     target = (batch, heads, lq, lk)
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p: expected a probability in [0, 1), got {dropout_p}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if backend == "flash" and not return_weights:
+        return _flash(q, k, v, attn_mask, dropout_p, is_causal, scale, key_padding_mask)
+    if backend == "sdpa" and not return_weights:
+        return _sdpa(q, k, v, attn_mask, dropout_p, is_causal, scale, key_padding_mask, target)
     if k.shape[1] != heads:  # grouped-query attention: share each kv head across a group
         group = heads // k.shape[1]
         k = k.repeat_interleave(group, dim=1)
@@ -179,14 +192,7 @@ def scaled_dot_product_attention(
         c = causal_mask(lq, lk, device=q.device)
         allowed = c if allowed is None else allowed & c
     if key_padding_mask is not None:
-        if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dtype != torch.bool:
-            got = getattr(key_padding_mask, "dtype", type(key_padding_mask).__name__)
-            raise ValueError(f"key_padding_mask: expected a torch.bool tensor, got {got}")
-        if tuple(key_padding_mask.shape) != (batch, lk):
-            raise ValueError(
-                f"key_padding_mask: expected shape (batch, Lk) = {(batch, lk)}, "
-                f"got {tuple(key_padding_mask.shape)}"
-            )
+        _check_padding(key_padding_mask, batch, lk)
         keep = ~key_padding_mask[:, None, None, :]
         allowed = keep if allowed is None else allowed & keep
     if allowed is not None:
@@ -200,6 +206,80 @@ def scaled_dot_product_attention(
         weights = F.dropout(weights, p=dropout_p, training=True)
     out = weights @ v
     return (out, weights) if return_weights else out
+
+
+#: The ways :func:`scaled_dot_product_attention` can compute attention (its ``backend`` argument).
+BACKENDS = ("math", "sdpa", "flash")
+
+
+def _check_padding(key_padding_mask, batch: int, lk: int) -> None:
+    if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dtype != torch.bool:
+        got = getattr(key_padding_mask, "dtype", type(key_padding_mask).__name__)
+        raise ValueError(f"key_padding_mask: expected a torch.bool tensor, got {got}")
+    if tuple(key_padding_mask.shape) != (batch, lk):
+        raise ValueError(
+            f"key_padding_mask: expected shape (batch, Lk) = {(batch, lk)}, got {tuple(key_padding_mask.shape)}"
+        )
+
+
+def _sdpa(q, k, v, attn_mask, dropout_p, is_causal, scale, key_padding_mask, target):
+    """The "sdpa" backend: every mask folded into one, then PyTorch's fused attention."""
+    batch, _, lq, lk = target
+    allowed, additive = None, None
+    if attn_mask is not None:
+        _check_mask(attn_mask, "attn_mask", target)
+        if attn_mask.dtype == torch.bool:
+            allowed = attn_mask
+        else:
+            additive = attn_mask.to(q.dtype)
+    if key_padding_mask is not None:
+        _check_padding(key_padding_mask, batch, lk)
+        keep = ~key_padding_mask[:, None, None, :]
+        allowed = keep if allowed is None else allowed & keep
+    if is_causal and (allowed is not None or additive is not None):
+        c = causal_mask(lq, lk, device=q.device)
+        allowed = c if allowed is None else allowed & c
+        is_causal = False
+    mask = allowed
+    if additive is not None:
+        mask = additive if allowed is None else additive.masked_fill(~allowed, float("-inf"))
+    if mask is not None and mask.dtype != torch.bool:
+        # a row with every key masked: PyTorch's kernels give zeros for boolean masks, but NaN for
+        # an all -inf float row; make such rows boolean-style, as the math path does
+        empty = (mask == float("-inf")).all(-1, keepdim=True)
+        if empty.any():
+            mask = mask.masked_fill(empty, 0.0)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                                 is_causal=is_causal, scale=scale,
+                                                 enable_gqa=k.shape[1] != q.shape[1])
+            return out.masked_fill(empty, 0.0)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal,
+                                          scale=scale, enable_gqa=k.shape[1] != q.shape[1])
+
+
+def _flash(q, k, v, attn_mask, dropout_p, is_causal, scale, key_padding_mask):
+    """The "flash" backend: the Triton FlashAttention-2 kernel of chapter 13."""
+    if attn_mask is not None or key_padding_mask is not None or dropout_p > 0.0:
+        raise ValueError("backend='flash' takes no attn_mask, key_padding_mask or dropout (its kernel "
+                         "computes causal or unmasked attention only); use backend='sdpa' or 'math'")
+    if is_causal and q.shape[2] != k.shape[2]:
+        raise ValueError(f"backend='flash': is_causal with Lq={q.shape[2]} != Lk={k.shape[2]} aligns "
+                         "differently in the kernel (bottom-right); pass an explicit mask with another backend")
+    from roadmap_lib.kernels import flash_attention  # Triton is imported only when this backend runs
+
+    return flash_attention(q, k, v, causal=is_causal, scale=scale)
+
+
+def set_attention_backend(model: nn.Module, backend: str) -> nn.Module:
+    """Make every :class:`MultiHeadAttention` in ``model`` compute with ``backend``; returns ``model``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    found = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+    if not found:
+        raise ValueError(f"model: {type(model).__name__} has no MultiHeadAttention to switch")
+    for module in found:
+        module.config.backend = backend
+    return model
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,8 +337,11 @@ class AttentionConfig:
     bias: bool = True
     dropout: float = 0.0  # on the attention weights, in training mode
     causal: bool = False
+    backend: str = "math"  # "math" (written out), "sdpa" (PyTorch's fused kernels) or "flash" (Triton)
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend: expected one of {BACKENDS}, got {self.backend!r}")
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
         if self.head_dim is None:
@@ -352,7 +435,7 @@ class MultiHeadAttention(nn.Module):
         out = scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=c.dropout if self.training else 0.0,
             is_causal=causal, key_padding_mask=key_padding_mask,
-            return_weights=return_weights, enable_gqa=c.n_kv_heads != c.n_heads,
+            return_weights=return_weights, enable_gqa=c.n_kv_heads != c.n_heads, backend=c.backend,
         )
         out, weights = out if return_weights else (out, None)
         out = self.o_proj(out.transpose(1, 2).reshape(x.shape[0], lq, c.n_heads * c.head_dim))
@@ -377,5 +460,7 @@ __all__ = [
     "mask_to_bias",
     "padding_mask",
     "scaled_dot_product_attention",
+    "set_attention_backend",
+    "BACKENDS",
     "sliding_window_mask",
 ]

@@ -179,6 +179,7 @@ class BlockConfig:
     attn_dropout: float = 0.0  # on the attention weights
     causal: bool = False
     cross_attention: bool = False  # a decoder block of an encoder-decoder model
+    attention_backend: str = "math"  # roadmap_lib.attention.BACKENDS: "math", "sdpa" or "flash"
 
     def __post_init__(self) -> None:
         if self.d_ff is None:
@@ -190,6 +191,7 @@ class BlockConfig:
         return AttentionConfig(
             d_model=self.d_model, n_heads=self.n_heads, n_kv_heads=self.n_kv_heads,
             head_dim=self.head_dim, bias=self.bias, dropout=self.attn_dropout, causal=causal,
+            backend=self.attention_backend,
         )
 
 

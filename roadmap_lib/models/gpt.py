@@ -32,6 +32,7 @@ class GPTConfig:
     bias: bool = True
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
+    attention_backend: str = "math"  # "math", "sdpa" or "flash" (roadmap_lib.attention.BACKENDS)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads"):
@@ -46,6 +47,7 @@ class GPTConfig:
             d_model=self.d_model, n_heads=self.n_heads, d_ff=self.d_ff, activation="gelu_tanh",
             norm="layernorm", norm_eps=self.norm_eps, prenorm=True, bias=self.bias,
             dropout=self.dropout, attn_dropout=self.dropout, causal=True,
+            attention_backend=self.attention_backend,
         )
 
     def to_dict(self) -> dict:

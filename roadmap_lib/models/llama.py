@@ -36,6 +36,7 @@ class LlamaConfig:
     norm_eps: float = 1e-6
     dropout: float = 0.0
     tie_embeddings: bool = False
+    attention_backend: str = "math"  # "math", "sdpa" or "flash" (roadmap_lib.attention.BACKENDS)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads"):
@@ -54,7 +55,7 @@ class LlamaConfig:
             d_model=self.d_model, n_heads=self.n_heads, n_kv_heads=self.n_kv_heads,
             head_dim=self.head_dim, d_ff=self.d_ff, activation="silu", gated=True, norm="rmsnorm",
             norm_eps=self.norm_eps, prenorm=True, bias=False, dropout=self.dropout,
-            attn_dropout=self.dropout, causal=True,
+            attn_dropout=self.dropout, causal=True, attention_backend=self.attention_backend,
         )
 
     def to_dict(self) -> dict:

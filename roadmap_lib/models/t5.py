@@ -162,6 +162,7 @@ class T5Attention(MultiHeadAttention):
             dropout_p=c.dropout if self.training else 0.0,
             scale=1.0,
             key_padding_mask=key_padding_mask,
+            backend=c.backend,
         )
         return self.o_proj(out.transpose(1, 2).reshape(x.shape[0], lq, c.n_heads * c.head_dim))
 

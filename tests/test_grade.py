@@ -42,6 +42,7 @@ def test_a_class_is_graded_and_misbehaving_notebooks_are_stopped(tmp_path):
     cases = {
         "alice": submission(*RIGHT),
         "bob": submission("    return 3 * x\n", '    raise NotImplementedError("write your solution here")\n'),
+        "gina": submission('    raise NotImplementedError("write your solution here")\n', RIGHT[1]),
         "carol": submission(*RIGHT, setup="import os\nos._exit(1)\n"),
         "dave": submission(*RIGHT, setup="while True:\n    pass\n"),
         "eve": submission(*RIGHT, setup=textwrap.dedent("""\
@@ -70,6 +71,7 @@ def test_a_class_is_graded_and_misbehaving_notebooks_are_stopped(tmp_path):
     assert table["alice"]["score"] == "2/2"
     assert results("bob") == ["fail", "not attempted"] and table["bob"]["score"] == "0/2"
     assert "times 1.5" in table["bob"]["ex-99-double message"]  # the check's diagnosis is kept
+    assert results("gina") == ["not attempted", "pass"]  # check_function's "not written yet" too
     assert table["carol"]["status"] == "stopped: its kernel died" and results("carol") == ["not run"] * 2
     assert table["dave"]["status"] == "stopped: a cell ran past 15 s"
     assert table["eve"]["status"].startswith("stopped: tried the network")

@@ -55,7 +55,7 @@ CHAPTERS: dict[str, tuple[str, str, int, tuple[str, ...]]] = {
     "03": ("positional_encodings", "Positional encodings", 1, ("02",)),
     "04": ("core_components", "Core components", 1, ("01", "03")),
     "05": ("encoder_decoder", "Encoder-decoder", 2, ("02", "03", "04")),
-    "06": ("encoder_only", "Encoder-only", 2, ("02", "04", "07")),
+    "06": ("encoder_only", "Encoder-only", 2, ("02", "04")),
     "07": ("decoder_only", "Decoder-only", 2, ("02", "03", "04")),
     "08": ("text_to_text", "Text-to-text", 2, ("03", "05", "06")),
     "09": ("scaling_laws_emergence", "Scaling laws & emergence", 3, ("07",)),

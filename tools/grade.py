@@ -148,7 +148,7 @@ def _exercise_result(block: list[int], cells: list[dict]) -> tuple[str, str]:
             return NOT_RUN, ""
         error = cell.get("error")
         if error:
-            if error["ename"] == "NotImplementedError":
+            if error["ename"] == "NotImplementedError" or "(it raised NotImplementedError)" in error["evalue"]:
                 return NOT_ATTEMPTED, "the solution cell still raises NotImplementedError"
             message = error["evalue"].strip() or error["ename"]
             if error["ename"] not in ("ExerciseError", "AssertionError"):

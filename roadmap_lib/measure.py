@@ -55,7 +55,10 @@ class PeakTensorMemory(TorchDispatchMode):
         for t in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(t, torch.Tensor):
                 s = t.untyped_storage()
-                self.live.setdefault(s.data_ptr(), (StorageWeakRef(s), s.nbytes()))
+                known = self.live.get(s.data_ptr())
+                # a freed storage's address can be reused by a new one: replace the stale entry
+                if known is None or known[0].expired():
+                    self.live[s.data_ptr()] = (StorageWeakRef(s), s.nbytes())
         self.live = {k: v for k, v in self.live.items() if not v[0].expired()}
         self.peak = max(self.peak, sum(n for _, n in self.live.values()))
         return out

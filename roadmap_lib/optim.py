@@ -5,6 +5,13 @@ that it plugs into anything that expects one, but its ``step`` spells the update
 It performs the same floating-point operations in the same order as PyTorch's single-tensor
 ``torch.optim.AdamW``, so the two agree bit for bit (``tests/test_optim.py``).
 
+``AdamW8bit`` keeps Adam's two moments in 8 bits (Dettmers et al. 2022, "8-bit Optimizers via
+Block-wise Quantization"): each moment is cut into blocks of 256 values, each block stores its
+absmax in float32 and every value as the index of the nearest entry of a 256-value *dynamic* code
+book (signed for the first moment, unsigned for the second), 2 × (1 + 4/256) bytes per parameter
+instead of 8. Every step dequantises, does the float32 Adam update, and quantises again. Small
+tensors (fewer than ``min_8bit_size`` values, 4096 as in bitsandbytes) keep float32 moments.
+
 The schedule is linear warmup then a half cosine down to a floor, the shape GPT-style training uses.
 """
 
@@ -14,6 +21,19 @@ import math
 from collections.abc import Iterable
 
 import torch
+
+from roadmap_lib.quantization.nf4 import dynamic_code_book, nearest_code
+
+
+def _check_adam_args(lr, betas, eps, weight_decay) -> None:
+    if not (isinstance(lr, (int, float)) and lr >= 0):
+        raise ValueError(f"lr: expected a float >= 0, got {lr!r}")
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"betas: expected two floats in [0, 1), got {betas!r}")
+    if not eps >= 0:
+        raise ValueError(f"eps: expected a float >= 0, got {eps!r}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay: expected a float >= 0, got {weight_decay!r}")
 
 
 class AdamW(torch.optim.Optimizer):
@@ -40,15 +60,8 @@ class AdamW(torch.optim.Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
     ) -> None:
-        if not (isinstance(lr, (int, float)) and lr >= 0):
-            raise ValueError(f"lr: expected a float >= 0, got {lr!r}")
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"betas: expected two floats in [0, 1), got {betas!r}")
-        if not eps >= 0:
-            raise ValueError(f"eps: expected a float >= 0, got {eps!r}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay: expected a float >= 0, got {weight_decay!r}")
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        _check_adam_args(lr, betas, eps, weight_decay)
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -58,31 +71,136 @@ class AdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, (beta1, beta2) = group["lr"], group["betas"]
-            eps, weight_decay = group["eps"], group["weight_decay"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:
-                    raise TypeError("AdamW does not support sparse gradients")
-                state = self.state[p]
-                if not state:  # lazily created, like PyTorch's, so state_dicts match
-                    state["step"] = torch.tensor(0.0)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                grad, m, v = p.grad, state["exp_avg"], state["exp_avg_sq"]
-
-                state["step"] += 1
-                t = state["step"].item()
-                p.mul_(1 - lr * weight_decay)  # decoupled weight decay
-                m.lerp_(grad, 1 - beta1)  # m = beta1 m + (1 - beta1) g
-                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # v = beta2 v + (1 - beta2) g²
-                bias_correction1 = 1 - beta1**t
-                bias_correction2 = 1 - beta2**t
-                step_size = lr / bias_correction1
-                denom = (v.sqrt() / bias_correction2**0.5).add_(eps)
-                p.addcdiv_(m, denom, value=-step_size)
+                    raise TypeError(f"{type(self).__name__} does not support sparse gradients")
+                self._update(p, self.state[p], group)
         return loss
+
+    def _update(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        """One AdamW step of parameter ``p`` with its (lazily created) ``state``."""
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        eps, weight_decay = group["eps"], group["weight_decay"]
+        if not state:  # lazily created, like PyTorch's, so state_dicts match
+            state["step"] = torch.tensor(0.0)
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        grad, m, v = p.grad, state["exp_avg"], state["exp_avg_sq"]
+
+        state["step"] += 1
+        t = state["step"].item()
+        p.mul_(1 - lr * weight_decay)  # decoupled weight decay
+        m.lerp_(grad, 1 - beta1)  # m = beta1 m + (1 - beta1) g
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # v = beta2 v + (1 - beta2) g²
+        bias_correction1 = 1 - beta1**t
+        bias_correction2 = 1 - beta2**t
+        step_size = lr / bias_correction1
+        denom = (v.sqrt() / bias_correction2**0.5).add_(eps)
+        p.addcdiv_(m, denom, value=-step_size)
+
+
+def unsigned_dynamic_code_book() -> torch.Tensor:
+    """bitsandbytes' *unsigned* 8-bit dynamic code (256 values in [0, 1], ascending, float32),
+    for non-negative values such as Adam's second moment: the signed code's layout without the sign,
+    so every decade 10^(i-6), i = 0..6, gets twice as many fractions (2^(i+1) bin midpoints in
+    (0.1, 1)); plus 0 and 1. The signed code is :func:`roadmap_lib.quantization.dynamic_code_book`.
+    """
+    values = [torch.tensor([0.0, 1.0])]
+    for i in range(7):
+        edges = torch.linspace(0.1, 1.0, 2 ** (i + 1) + 1)
+        values.append((10.0 ** (i - 6)) * ((edges[:-1] + edges[1:]) / 2))
+    return torch.cat(values).sort().values
+
+
+#: the block of values that share one absmax in the 8-bit optimiser states (bitsandbytes' CPU path)
+STATE_BLOCK = 256
+
+
+def quantize_blockwise(x: torch.Tensor, code_book: torch.Tensor,
+                       block_size: int = STATE_BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` (any shape) -> ``(codes, absmax)``: ``x`` read flat in blocks of ``block_size``, each
+    block divided by its absmax (float32, (n_blocks,)) and stored as the index (uint8, shape of
+    ``x``) of the nearest value of ``code_book``."""
+    flat = x.detach().reshape(-1).float()
+    pad = -flat.numel() % block_size
+    blocks = torch.nn.functional.pad(flat, (0, pad)).reshape(-1, block_size)
+    absmax = blocks.abs().amax(dim=1)
+    normed = blocks / torch.where(absmax > 0, absmax, torch.ones_like(absmax)).unsqueeze(1)
+    codes = nearest_code(normed.reshape(-1)[: flat.numel()], code_book)
+    return codes.reshape(x.shape), absmax
+
+
+def dequantize_blockwise(codes: torch.Tensor, absmax: torch.Tensor, code_book: torch.Tensor,
+                         block_size: int = STATE_BLOCK) -> torch.Tensor:
+    """Inverse of :func:`quantize_blockwise`: float32 values, shape of ``codes``."""
+    values = code_book[codes.reshape(-1).long()]
+    pad = -values.numel() % block_size
+    blocks = torch.nn.functional.pad(values, (0, pad)).reshape(-1, block_size)
+    return (blocks * absmax.unsqueeze(1)).reshape(-1)[: codes.numel()].reshape(codes.shape)
+
+
+class AdamW8bit(AdamW):
+    """:class:`AdamW` with its moments stored block-wise in 8 bits (see the module docstring).
+
+    Same arguments as :class:`AdamW`, plus ``min_8bit_size``: tensors with fewer values keep
+    float32 moments (their state is too small to matter, and an absmax per 256 values would cost
+    relatively more). State per parameter: ``exp_avg`` / ``exp_avg_sq`` (uint8 codes, shape of the
+    parameter) and ``exp_avg_absmax`` / ``exp_avg_sq_absmax`` (float32, one per block), or float32
+    ``exp_avg`` / ``exp_avg_sq`` for small tensors. :func:`optimizer_state_nbytes` counts them.
+    The update is computed in float32 in bitsandbytes' order (``m·β₁ + (1-β₁)g``, not ``lerp``).
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, min_8bit_size: int = 4096) -> None:
+        if not isinstance(min_8bit_size, int) or isinstance(min_8bit_size, bool) or min_8bit_size < 1:
+            raise ValueError(f"min_8bit_size: expected an int >= 1, got {min_8bit_size!r}")
+        super().__init__(params, lr, betas, eps, weight_decay)
+        self.min_8bit_size = min_8bit_size
+        self.signed_code, self.unsigned_code = dynamic_code_book(), unsigned_dynamic_code_book()
+
+    def _update(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        eps, weight_decay = group["eps"], group["weight_decay"]
+        quantized = p.numel() >= self.min_8bit_size
+        if not state:
+            state["step"] = torch.tensor(0.0)
+            if quantized:
+                n_blocks = -(-p.numel() // STATE_BLOCK)
+                for name in ("exp_avg", "exp_avg_sq"):
+                    state[name] = torch.zeros_like(p, dtype=torch.uint8)
+                    state[name + "_absmax"] = torch.zeros(n_blocks)
+                # code 0 of the unsigned book is 0.0; the signed book's zero sits mid-table
+                state["exp_avg"].fill_(int((self.signed_code == 0).nonzero()))
+            else:
+                state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32)
+                state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32)
+        if quantized:
+            m = dequantize_blockwise(state["exp_avg"], state["exp_avg_absmax"], self.signed_code)
+            v = dequantize_blockwise(state["exp_avg_sq"], state["exp_avg_sq_absmax"], self.unsigned_code)
+        else:
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+        grad, weight = p.grad.float(), p.float()
+        state["step"] += 1
+        t = state["step"].item()
+        m.mul_(beta1).add_(grad, alpha=1 - beta1)
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
+        weight.mul_(1 - lr * weight_decay)
+        weight.addcdiv_(m, denom, value=-lr / (1 - beta1**t))
+        p.copy_(weight)
+        if quantized:
+            state["exp_avg"], state["exp_avg_absmax"] = quantize_blockwise(m, self.signed_code)
+            state["exp_avg_sq"], state["exp_avg_sq_absmax"] = quantize_blockwise(v, self.unsigned_code)
+
+
+def optimizer_state_nbytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of every tensor in ``optimizer.state`` (moments, codes, absmax, step counters)."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    return sum(t.untyped_storage().nbytes() for s in optimizer.state.values() for t in s.values()
+               if isinstance(t, torch.Tensor))
 
 
 def param_groups_with_decay(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -146,4 +264,6 @@ def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
         group["lr"] = group["initial_lr"] * factor
 
 
-__all__ = ["AdamW", "clip_grad_norm", "param_groups_with_decay", "set_lr", "warmup_cosine"]
+__all__ = ["STATE_BLOCK", "AdamW", "AdamW8bit", "clip_grad_norm", "dequantize_blockwise",
+           "optimizer_state_nbytes", "param_groups_with_decay", "quantize_blockwise", "set_lr",
+           "unsigned_dynamic_code_book", "warmup_cosine"]

@@ -72,3 +72,20 @@ def test_time_call_is_the_fastest_repeat():
     assert len(calls) == 4  # one warm-up + 3 timed
     with pytest.raises(ValueError, match="repeats"):
         time_call(lambda: None, repeats=0)
+
+
+def test_a_storage_at_a_reused_address_is_counted():
+    """A freed storage's address is often given to the next allocation; the stale record of the
+    freed one must not hide the new storage (it did: the peak of a training step came out low)."""
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    from roadmap_lib.measure import PeakTensorMemory
+
+    b = torch.ones(1 << 16)
+    freed = StorageWeakRef(torch.ones(8).untyped_storage())  # its tensor is gone at once
+    assert freed.expired()
+    mode = PeakTensorMemory()
+    with mode:
+        mode.live[b.data_ptr()] = (freed, 32)  # as if a freed storage had lived at b's address
+        b.add_(1)  # an operator that returns b
+    assert mode.peak == b.untyped_storage().nbytes()

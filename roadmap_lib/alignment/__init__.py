@@ -3,7 +3,9 @@
 - :mod:`.logprobs`: log π(completion | prompt) of a causal LM, ours or a transformers one;
 - :mod:`.reward`: Bradley–Terry reward models, a scalar reward head, process-reward aggregation;
 - :mod:`.preference`: DPO and relatives (IPO, hinge/SLiC, robust, conservative), ORPO, SimPO, CPO, KTO;
-- :mod:`.policy_gradient`: GAE, PPO's clipped objectives and KL penalties, GRPO, RLOO.
+- :mod:`.policy_gradient`: GAE, PPO's clipped objectives and KL penalties, GRPO, RLOO;
+- :mod:`.online`: the loops that sample from the policy and use those losses: PPO with a value
+  head, GRPO/RLOO with groups of samples, online DPO.
 
 Every loss takes plain tensors (sequence or per-token log-probs, rewards, masks). Where trl has an
 implementation (DPO and relatives, ORPO, SimPO, CPO, KTO, the reward loss, GRPO, RLOO) the tests
@@ -17,6 +19,17 @@ from .logprobs import (
     logprobs_from_logits,
     sequence_logprobs,
     token_logprobs,
+)
+from .online import (
+    PPOConfig,
+    Rollout,
+    ValueModel,
+    completion_logprobs,
+    group_step,
+    online_dpo_step,
+    ppo_step,
+    ppo_update,
+    rollout,
 )
 from .policy_gradient import (
     clipped_surrogate,
@@ -58,17 +71,22 @@ from .reward import (
 
 __all__ = [
     "DPO_LOSS_TYPES",
+    "PPOConfig",
     "RewardModel",
+    "Rollout",
+    "ValueModel",
     "aggregate_step_rewards",
     "bradley_terry_loss",
     "clipped_surrogate",
     "collate_completions",
+    "completion_logprobs",
     "completion_token_logprobs",
     "cpo_loss",
     "discounted_returns",
     "dpo_loss",
     "dpo_loss_fn",
     "gae",
+    "group_step",
     "grpo_advantages",
     "grpo_loss",
     "implicit_rewards",
@@ -81,14 +99,18 @@ __all__ = [
     "log1mexp",
     "logprobs_from_logits",
     "masked_reduce",
+    "online_dpo_step",
     "orpo_loss",
     "orpo_odds_ratio_loss",
     "ppo_policy_loss",
+    "ppo_step",
+    "ppo_update",
     "ppo_value_loss",
     "preference_metrics",
     "reinforce_loss",
     "reward_accuracy",
     "rloo_advantages",
+    "rollout",
     "sequence_logprobs",
     "simpo_loss",
     "token_logprobs",

@@ -2,6 +2,7 @@
 a frozen model, or make the model smaller.
 
 - :mod:`~roadmap_lib.peft.lora`: LoRA, rsLoRA and DoRA on linear layers picked by name;
+- :mod:`~roadmap_lib.peft.qlora`: QLoRA, LoRA on a base frozen in NF4, and merging into it;
 - :mod:`~roadmap_lib.peft.ia3`: IA³ vectors rescaling keys, values and the FFN activation;
 - :mod:`~roadmap_lib.peft.adapters`: Houlsby bottleneck adapters after a sublayer;
 - :mod:`~roadmap_lib.peft.prompt`: prompt tuning and prefix tuning;
@@ -12,9 +13,9 @@ a frozen model, or make the model smaller.
 Each works on our models and on transformers' (``GPT2LMHeadModel``, ``LlamaForCausalLM``, ...)
 and is tested against the ``peft`` library on the same weights (``tests/test_peft_*.py``). This
 package is ``roadmap_lib.peft``; the ``peft`` distribution stays ``import peft``, which only the
-tests use. QLoRA's hook: LoRA wraps any layer with ``in_features``, ``out_features`` and
-``dequantize()`` (see :mod:`~roadmap_lib.peft._targets`), so a quantized base plus LoRA needs no
-new code here.
+tests use. LoRA wraps any layer with ``in_features``, ``out_features`` and ``dequantize()`` or
+``dequantized_weight()`` (see :mod:`~roadmap_lib.peft._targets`); :mod:`~roadmap_lib.peft.qlora`
+uses that hook with :mod:`roadmap_lib.quantization`'s NF4 layers.
 """
 
 from roadmap_lib.peft._targets import (
@@ -47,6 +48,7 @@ from roadmap_lib.peft.pruning import (
     semi_structured_masks,
     sparsity,
 )
+from roadmap_lib.peft.qlora import apply_qlora, frozen_base_nbytes, merge_qlora
 from roadmap_lib.peft.soups import average_state_dicts, greedy_soup, uniform_soup
 
 __all__ = [
@@ -65,9 +67,11 @@ __all__ = [
     "apply_ia3",
     "apply_lora",
     "apply_masks",
+    "apply_qlora",
     "average_state_dicts",
     "find_modules",
     "from_peft_state_dict",
+    "frozen_base_nbytes",
     "greedy_soup",
     "head_masks",
     "ia3_layers",
@@ -77,6 +81,7 @@ __all__ = [
     "magnitude_masks",
     "mark_only_adapters_trainable",
     "merge_adapters",
+    "merge_qlora",
     "neuron_masks",
     "peft_config_kwargs",
     "semi_structured_masks",

@@ -186,8 +186,11 @@ def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def shared_weight(model: nn.Module, name: str) -> list[str]:
-    """Other parameter names that hold the same tensor as ``name + '.weight'`` (tied weights)."""
-    target = model.get_submodule(name).weight
+    """Other parameter names that hold the same tensor as ``name + '.weight'`` (tied weights); none
+    for a quantised layer, which has no ``weight`` parameter to share."""
+    target = getattr(model.get_submodule(name), "weight", None)
+    if target is None:
+        return []
     return [n for n, p in model.named_parameters(remove_duplicate=False)
             if p is target and n != f"{name}.weight"]
 

@@ -1,0 +1,58 @@
+"""Chapter 20's shipped artifact: the canary study (tiny char GPTs trained with planted secrets).
+
+Training three tiny models takes a few minutes on one thread, too long for the notebook, so
+``python -m roadmap_lib build 20-canaries`` runs it once and records every canary's exposure and
+whether greedy decoding extracts it; ``verify`` retrains seed 0 and re-measures its canaries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from roadmap_lib.chapters.ch20_responsible_ai import experiments as E
+from roadmap_lib.fileio import atomic_write_text
+from roadmap_lib.measure import cpu_threads
+from roadmap_lib.zoo import Artifact, check
+
+RESULTS = "20_canaries.json"
+SEEDS, STEPS = (0, 1, 2), 600
+
+
+def _build(root: Path) -> None:
+    with cpu_threads(1):
+        start = time.perf_counter()
+        study = E.canary_study(SEEDS, steps=STEPS)
+        seconds = time.perf_counter() - start
+    info = {"name": "20-canaries", "description": "exposure of planted 4-digit canaries in tiny char GPTs "
+            f"(2 layers, 64 dims, context 32, {STEPS} steps, batch 32) trained on the first 120 000 "
+            "characters of the Jargon File; two canaries per duplicate count, 3 seeds",
+            "model_config": E.TINY, "steps": STEPS, "seeds": list(SEEDS), "duplicates": list(E.DUPLICATES),
+            "candidates": len(E.ALL_PINS), **study, "seconds": round(seconds, 1),
+            "command": "python -m roadmap_lib build 20-canaries", "torch": torch.__version__}
+    atomic_write_text(root / RESULTS, json.dumps(info, indent=1) + "\n")
+
+
+def results(root: Path | None = None) -> dict:
+    from roadmap_lib import DATA_DIR
+    return json.loads(((root or DATA_DIR) / RESULTS).read_text(encoding="utf-8"))
+
+
+def _verify(root: Path):
+    """Retrain seed 0 (about a minute on one thread) and re-measure its canaries' exposures."""
+    info = results(root)
+    with cpu_threads(1):
+        got = E.canary_study((0,), steps=info["steps"])
+    recorded = [r for r in info["rows"] if r["seed"] == 0]
+    return [check(f"exposure of canary {r['name']} (seed 0, {r['duplicates']} copies, bits)", g["exposure"],
+                  r["exposure"], 0.05) for g, r in zip(got["rows"], recorded)] + [
+            check("canaries in the study", len(info["rows"]), 2 * len(E.DUPLICATES) * len(SEEDS), 0)]
+
+
+ARTIFACTS = [
+    Artifact("20-canaries", "20", "canary exposure vs number of training copies in tiny char GPTs, 3 seeds",
+             (RESULTS,), _build, _verify),
+]

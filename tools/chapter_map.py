@@ -58,7 +58,7 @@ CHAPTERS: dict[str, tuple[str, str, int, tuple[str, ...]]] = {
     "06": ("encoder_only", "Encoder-only", 2, ("02", "04")),
     "07": ("decoder_only", "Decoder-only", 2, ("02", "03", "04")),
     "08": ("text_to_text", "Text-to-text", 2, ("03", "05", "06")),
-    "09": ("scaling_laws_emergence", "Scaling laws & emergence", 3, ("07",)),
+    "09": ("scaling_laws_emergence", "Scaling laws & emergence", 3, ("04", "07")),
     "10": ("pretraining_finetuning", "Pre-training & fine-tuning", 4, ("06", "07", "08")),
     "11": ("prompting_distillation", "Prompting & distillation", 4, ("10",)),
     "12": ("efficient_architectures", "Efficient architectures", 5, ("04", "07")),

@@ -21,10 +21,11 @@ def artifacts():
     from roadmap_lib.chapters.ch06_encoder_only.artifacts import ARTIFACTS as ch06
     from roadmap_lib.chapters.ch07_decoder_only.artifacts import ARTIFACTS as ch07
     from roadmap_lib.chapters.ch08_text_to_text.artifacts import ARTIFACTS as ch08
+    from roadmap_lib.chapters.ch09_scaling_laws_emergence.artifacts import ARTIFACTS as ch09
     from roadmap_lib.chapters.ch12_efficient_architectures.artifacts import ARTIFACTS as ch12
     from roadmap_lib.chapters.ch15_inference_optimization.artifacts import ARTIFACTS as ch15
     from roadmap_lib.chapters.ch16_peft_lora_qlora.artifacts import ARTIFACTS as ch16
     from roadmap_lib.chapters.ch19_alignment.artifacts import ARTIFACTS as ch19
     from roadmap_lib.chapters.ch20_responsible_ai.artifacts import ARTIFACTS as ch20
 
-    return zoo.registry([tasks.ARTIFACT, *ch02, *ch03, *ch05, *ch06, *ch07, *ch08, *ch12, *ch15, *ch16, *ch19, *ch20])
+    return zoo.registry([tasks.ARTIFACT, *ch02, *ch03, *ch05, *ch06, *ch07, *ch08, *ch09, *ch12, *ch15, *ch16, *ch19, *ch20])

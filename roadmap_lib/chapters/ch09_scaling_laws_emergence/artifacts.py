@@ -1,0 +1,36 @@
+"""Chapter 09's shipped artifact: the results of the scaling sweep (no weights, curves and scores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from roadmap_lib.chapters.ch09_scaling_laws_emergence import sweep
+from roadmap_lib.zoo import Artifact, check
+
+#: a re-run on another machine may differ in the last float bits; 0.02 nats is far below the
+#: loss gap between neighbouring sizes in the sweep
+TOLERANCE = 0.02
+VERIFY_STEPS = 200
+
+
+def build(root: Path) -> None:
+    sweep.build(root / sweep.FILE)
+
+
+def verify(root: Path):
+    """Re-train the two smallest sizes for VERIFY_STEPS steps; compare with their recorded curve."""
+    record = sweep.load(root / sweep.FILE)
+    checks = []
+    for r in sweep.main_runs(record)[:2]:
+        again = sweep.run(r["n_layers"], r["d_model"], steps=VERIFY_STEPS)
+        got = again["val_loss"][again["val_steps"].index(VERIFY_STEPS)]
+        rec = r["val_loss"][r["val_steps"].index(VERIFY_STEPS)]
+        checks.append(check(f"val loss at step {VERIFY_STEPS}, L={r['n_layers']} d={r['d_model']}",
+                            got, rec, TOLERANCE))
+    return checks
+
+
+ARTIFACTS = [Artifact("scaling-sweep-jargon", "09",
+                      "15 tiny character GPTs x 12 token budgets on jargon.txt: validation curves "
+                      "and per-character scores (chapter 09's scaling laws and emergence)",
+                      (sweep.FILE,), build, verify)]

@@ -10,6 +10,7 @@ stale executed notebooks.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -142,7 +143,9 @@ def tiny_book(tmp_path):
     _touch(root / "data" / "corpus.txt", "text\n", 0)
     for name in ("01_a", "02_b"):
         _touch(root / "notebooks" / f"{name}.py", "# %%\n", 0)
-        _touch(root / "_build" / "executed" / f"{name}.ipynb", "{}", 10)
+        _touch(root / "_build" / "executed" / f"{name}.ipynb",
+               '{"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# A"}], "metadata": {}, '
+               '"nbformat": 4, "nbformat_minor": 5}', 10)
     return root
 
 
@@ -157,6 +160,9 @@ def test_staging_uses_fresh_executed_notebooks(tiny_book):
 
     staged = _stage(tiny_book)
     assert sorted(p.name for p in (staged / "notebooks").iterdir()) == ["01_a.ipynb", "02_b.ipynb"]
+    staged_nb = json.loads((staged / "notebooks" / "01_a.ipynb").read_text())
+    assert "Run this chapter on your machine" in staged_nb["cells"][1]["source"]  # the launch note
+    assert json.loads((tiny_book / "_build" / "executed" / "01_a.ipynb").read_text())["cells"][0]["source"] == "# A"
     config = yaml.safe_load((staged / "_config.yml").read_text())
     assert config["execute"]["execute_notebooks"] == "off"
 

@@ -105,6 +105,8 @@ def add_launch_note(path: Path) -> None:
     name = path.stem
     if path.suffix == ".ipynb":
         nb = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+            raise SystemExit(f"{path}: not a notebook (no list of cells)")
         note = {"cell_type": "markdown", "metadata": {}, "source": LAUNCH_NOTE.format(name=name)}
         nb["cells"].insert(1, note)
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")

@@ -322,9 +322,8 @@ assert requant_cost > 1e-3
 # A training step holds four things: the **weights**, the **activations** saved for the backward
 # pass, the **gradients**, and the **optimiser state** (AdamW: two float32 moments per trainable
 # parameter). We measure the peak bytes of tensors one step creates (forward, backward and the first
-# AdamW step, which allocates the moments) with `experiments.StepPeakMemory` (the core's
-# `measure.PeakTensorMemory`, with a fix for storages that reuse a freed address) on a batch of 16 windows
-# of 32 characters, and vary one thing at a time:
+# AdamW step, which allocates the moments) with `measure.PeakTensorMemory` on a batch of 16
+# windows of 32 characters, and vary one thing at a time:
 #
 # - **gradient checkpointing** keeps only each block's input and recomputes the block in the
 #   backward pass;

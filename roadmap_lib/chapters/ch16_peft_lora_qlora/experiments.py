@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.multiprocessing.reductions import StorageWeakRef
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
@@ -151,26 +150,6 @@ def base_val_loss() -> float:
 # ------------------------------------------------------------------------------------ memory
 
 
-class StepPeakMemory(PeakTensorMemory):
-    """:class:`~roadmap_lib.measure.PeakTensorMemory` with one fix: a new storage that the allocator
-    places at the address of one already freed (but not yet swept from ``live``) is tracked. The
-    core's ``setdefault`` keeps the dead entry there, which the sweep then drops, so the live
-    storage is never counted: the peak of a training step came out up to ~2.5 MiB low, differently
-    from call to call. To be folded into ``roadmap_lib.measure`` (then this class goes)."""
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                s = t.untyped_storage()
-                known = self.live.get(s.data_ptr())
-                if known is None or known[0].expired():
-                    self.live[s.data_ptr()] = (StorageWeakRef(s), s.nbytes())
-        self.live = {k: v for k, v in self.live.items() if not v[0].expired()}
-        self.peak = max(self.peak, sum(n for _, n in self.live.values()))
-        return out
-
-
 class Checkpointed(nn.Module):
     """A transformer block whose activations are recomputed in the backward pass instead of kept
     (gradient checkpointing, Chen et al. 2016): ``torch.utils.checkpoint`` around the block."""
@@ -197,7 +176,7 @@ def step_memory(method: Method | str, *, checkpointing: bool = False, bf16: bool
                 seed: int = 0) -> dict:
     """Peak bytes of tensors created by one training step (forward, backward and the first
     optimiser step, which creates its state) of ``method`` on a ``(batch, context)`` batch,
-    measured with :class:`StepPeakMemory`; plus the bytes of the weights
+    measured with :class:`~roadmap_lib.measure.PeakTensorMemory`; plus the bytes of the weights
     (which exist before the step) and of the optimiser state after it.
 
     ``bf16``: the forward and backward run under ``torch.autocast`` in bfloat16 (weights and
@@ -214,7 +193,7 @@ def step_memory(method: Method | str, *, checkpointing: bool = False, bf16: bool
         g = torch.Generator().manual_seed(seed)
         x = torch.randint(0, model_vocab_size(model), (batch, context), generator=g)
         model.train()
-        with StepPeakMemory() as mode:
+        with PeakTensorMemory() as mode:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 loss = loss_fn(model, x, x)
             loss.backward()
@@ -251,6 +230,6 @@ def time_per_step(method: Method | str, steps: int = 10, seed: int = 0) -> float
 
 __all__ = [
     "ALL", "BATCH", "CONTEXT", "EVAL_BATCHES", "LORA_ALPHA", "METHODS", "QV", "SEEDS", "STEPS", "Checkpointed",
-    "Method", "StepPeakMemory", "base_val_loss", "finetune", "prepare", "run_one", "step_memory", "time_per_step",
+    "Method", "base_val_loss", "finetune", "prepare", "run_one", "step_memory", "time_per_step",
     "use_checkpointing", "val_loss", "zetan_data",
 ]

@@ -241,20 +241,16 @@ def _sdpa(q, k, v, attn_mask, dropout_p, is_causal, scale, key_padding_mask, tar
         allowed = c if allowed is None else allowed & c
         is_causal = False
     mask = allowed
+    empty = None
     if additive is not None:
         mask = additive if allowed is None else additive.masked_fill(~allowed, float("-inf"))
-    if mask is not None and mask.dtype != torch.bool:
         # a row with every key masked: PyTorch's kernels give zeros for boolean masks, but NaN for
-        # an all -inf float row; make such rows boolean-style, as the math path does
+        # an all -inf float row; give such rows zeros, as the math path does
         empty = (mask == float("-inf")).all(-1, keepdim=True)
-        if empty.any():
-            mask = mask.masked_fill(empty, 0.0)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                                 is_causal=is_causal, scale=scale,
-                                                 enable_gqa=k.shape[1] != q.shape[1])
-            return out.masked_fill(empty, 0.0)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal,
-                                          scale=scale, enable_gqa=k.shape[1] != q.shape[1])
+        mask = mask.masked_fill(empty, 0.0)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal,
+                                         scale=scale, enable_gqa=k.shape[1] != q.shape[1])
+    return out if empty is None else out.masked_fill(empty, 0.0)
 
 
 def _flash(q, k, v, attn_mask, dropout_p, is_causal, scale, key_padding_mask):

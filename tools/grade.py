@@ -108,9 +108,10 @@ def run_one(notebook: Path, out: Path, cell_timeout: int) -> None:
                             resources={"metadata": {"path": str(folder)}})
     results: list[dict] = [{"ran": False} for _ in nb.cells]
     stopped = None
-    os.environ.update(_kernel_env(folder, log))
+    env = _kernel_env(folder, log)
+    os.environ.update(env)  # this runner process only lives for this one notebook
     try:
-        with client.setup_kernel(env=_kernel_env(folder, log)):
+        with client.setup_kernel(env=env):
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue

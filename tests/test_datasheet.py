@@ -46,4 +46,4 @@ def test_every_file_has_source_and_licence():
 
 def test_data_stays_small():
     total = sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file())
-    assert total < 30 * 2**20, f"data/ holds {total / 2**20:.1f} MiB; the budget is 30 MiB"
+    assert total < 50 * 2**20, f"data/ holds {total / 2**20:.1f} MiB; the budget is 50 MiB"

@@ -9,7 +9,9 @@ sees the same message as feedback.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -21,6 +23,45 @@ class ExerciseError(AssertionError):
 
 def _ok(message: str) -> None:
     print(f"Correct: {message}")
+
+
+@contextlib.contextmanager
+def _forbidden(fn: Callable[..., Any], forbid: Iterable[Any], label: str) -> Iterator[None]:
+    """While the block runs, every name bound to one of ``forbid`` (in the answer's globals and in
+    the library's modules) refuses to be called: an exercise that asks to write a function must not
+    pass by calling the library's own version of it."""
+    saved: list[tuple[Any, str | None, Any]] = []  # (namespace or closure cell, name, value)
+    namespaces = [getattr(fn, "__globals__", None)] + [
+        vars(m) for name, m in list(sys.modules.items()) if name.split(".")[0] == "roadmap_lib"]
+    for target in forbid:
+        what = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+
+        def refuse(*args: Any, _what: str = what, **kwargs: Any) -> Any:
+            raise ExerciseError(f"{label} calls the library's own `{_what}`: the exercise is to write "
+                                f"it yourself, from the formula in the text.")
+
+        for namespace in namespaces:
+            if namespace is None:
+                continue
+            for key, value in list(namespace.items()):
+                if value is target:
+                    saved.append((namespace, key, value))
+                    namespace[key] = refuse
+        for cell in getattr(fn, "__closure__", None) or ():
+            try:
+                if cell.cell_contents is target:
+                    saved.append((cell, None, target))
+                    cell.cell_contents = refuse
+            except ValueError:  # an empty cell
+                continue
+    try:
+        yield
+    finally:
+        for namespace, key, value in reversed(saved):
+            if key is None:
+                namespace.cell_contents = value
+            else:
+                namespace[key] = value
 
 
 def _as_tensor(value: Any, name: str) -> torch.Tensor:
@@ -208,20 +249,25 @@ def check_function(
     atol: float = 1e-5,
     rtol: float = 1e-4,
     mistakes: dict[str, Callable[..., Any]] | None = None,
+    forbid: Iterable[Any] = (),
 ) -> None:
     """Call ``fn(*args)`` for each ``(args, expected)`` case and compare with :func:`check_tensor`.
 
     The message names the failing case, so a learner can rerun exactly that call. ``mistakes`` maps
     a plain-words description of a common mistake ("the 1/√d scale is missing") to a function that
     makes it; when the answer is wrong and equals what one of them returns, the message starts with
-    that description. An input that the function changed in place is reported too.
+    that description. An input that the function changed in place is reported too. ``forbid``
+    lists the library functions (or classes) the answer must not call: the reference the cases
+    were computed with, which the chapter itself imports.
     """
+    forbid = tuple(forbid)
     label = name or getattr(fn, "__name__", "your function")
     cases = list(cases)
     for i, (args, expected) in enumerate(cases):
         before = [a.clone() if isinstance(a, torch.Tensor) else None for a in args]
         try:
-            got = fn(*args)
+            with _forbidden(fn, forbid, label):
+                got = fn(*args)
         except NotImplementedError as err:
             raise ExerciseError(f"{label} is not written yet (it raised NotImplementedError).") from err
         shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args)
@@ -263,17 +309,20 @@ __all__ = ["ExerciseError", "check_close", "check_function", "check_tensor", "ch
 
 
 def check_equal(fn: Callable[..., Any], cases: Iterable[tuple[Sequence[Any], Any]], *,
-                name: str | None = None) -> None:
+                name: str | None = None, forbid: Iterable[Any] = ()) -> None:
     """Call ``fn(*args)`` for each ``(args, expected)`` case and require ``got == expected``
-    exactly: for answers that are not tensors (lists of tokens, dicts of counts, strings)."""
+    exactly: for answers that are not tensors (lists of tokens, dicts of counts, strings).
+    ``forbid`` as in :func:`check_function`."""
     import reprlib
 
+    forbid = tuple(forbid)
     label = name or getattr(fn, "__name__", "your function")
     cases = list(cases)
     for i, (args, expected) in enumerate(cases):
         call = f"{label}({', '.join(map(reprlib.repr, args))})"
         try:
-            got = fn(*args)
+            with _forbidden(fn, forbid, label):
+                got = fn(*args)
         except NotImplementedError as err:
             raise ExerciseError(f"{label} is not written yet (it raised NotImplementedError).") from err
         if got is None and expected is not None:

@@ -6,6 +6,7 @@ import torch
 from roadmap_lib.exercises import (
     ExerciseError,
     check_close,
+    check_equal,
     check_function,
     check_tensor,
     check_true,
@@ -146,3 +147,42 @@ def test_declared_mistakes_come_first_and_a_failing_mistake_is_skipped():
     assert msg.startswith("<lambda>((3, 4)) [case 1]: likely mistake: the square root is missing. Details:")
     # a wrong answer that matches no declared mistake gets the general message only
     assert "likely mistake" not in _message(lambda t: t + 5, [((x.abs(),), x.abs() ** 0.5)], mistakes=mistakes)
+
+
+def test_forbid_refuses_the_library_reference_and_restores_it():
+    import roadmap_lib.positional as positional
+    from roadmap_lib.positional import sinusoidal_encoding
+
+    namespace = {"sinusoidal_encoding": sinusoidal_encoding, "positional": positional}
+    exec("def lazy(n, d):\n    return sinusoidal_encoding(n, d)\n"
+         "def lazy_module(n, d):\n    return positional.sinusoidal_encoding(n, d)\n"
+         "def lazy_import(n, d):\n    from roadmap_lib.positional import sinusoidal_encoding as s\n    return s(n, d)\n",
+         namespace)
+    cases = [((6, 4), sinusoidal_encoding(6, 4))]
+    for name in ("lazy", "lazy_module", "lazy_import"):
+        with pytest.raises(ExerciseError, match="library's own `sinusoidal_encoding`"):
+            check_function(namespace[name], cases, forbid=[sinusoidal_encoding])
+    # restored afterwards, in the answer's namespace and in the library
+    assert namespace["sinusoidal_encoding"] is sinusoidal_encoding
+    assert positional.sinusoidal_encoding is sinusoidal_encoding
+    check_function(namespace["lazy"], cases)  # without forbid, delegating passes
+
+    def own(n, d):  # written by hand: passes with the reference forbidden
+        pos = torch.arange(n, dtype=torch.float32)[:, None]
+        omega = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
+        out = torch.zeros(n, d)
+        out[:, 0::2], out[:, 1::2] = torch.sin(pos * omega), torch.cos(pos * omega)
+        return out
+
+    check_function(own, cases, forbid=[sinusoidal_encoding])
+
+
+def test_forbid_in_check_equal():
+    from roadmap_lib.metrics import ngrams
+
+    def uses_ngrams(tokens):
+        return dict(ngrams(tokens, 1))
+
+    with pytest.raises(ExerciseError, match="write it yourself"):
+        check_equal(uses_ngrams, [((["a", "b"],), {("a",): 1, ("b",): 1})], forbid=[ngrams])
+    check_equal(uses_ngrams, [((["a", "b"],), {("a",): 1, ("b",): 1})])

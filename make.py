@@ -49,7 +49,7 @@ STAGES: dict[str, str] = {
     "test-notebooks": "run chapters as tests (NB=notebooks/01_why_transformers.py for one)",
     "test-student": "build the student notebooks and check that no solution leaked",
     "test-book": "build the static site from the executed chapters and open a page in a browser",
-    "book": "build the executed static site (chapters run through a cache: no change, no work)",
+    "book": "build the executed static site (stale chapters run first, two at a time: no change, no work)",
     "student": "write student/NN_slug.ipynb: solutions stubbed, outputs cleared",
     "grade": "grade a class's student notebooks (SUBMISSIONS=folder, CHAPTER=NN optional): CSV and report",
     "clean": "remove what the commands generate (build, student notebooks, .ipynb pairs)",
@@ -211,8 +211,22 @@ def test_book() -> None:
 
 
 def book() -> None:
+    """Run the chapters whose executed copy is missing or stale (in parallel, as the notebook test
+    does), then build the site from the executed copies: with nothing changed, nothing runs."""
     env()
-    py("tools/build_book.py", "--execute")
+    executed = ROOT / "_build" / "executed"
+    listed = subprocess.run([str(venv_python()), "tools/build_book.py", "--stale", str(executed)],
+                            cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode:
+        raise StageError(f"could not list the stale chapters: {listed.stderr.strip()}")
+    stale = listed.stdout.split()
+    if stale:
+        print(f"{len(stale)} chapter(s) to run first: {' '.join(stale)}", flush=True)
+        os.environ["NB"] = " ".join(stale)
+        test_notebooks()
+    else:
+        print("every chapter's executed copy is current: nothing to run", flush=True)
+    py("tools/build_book.py", "--from-executed", executed)
 
 
 def grade() -> None:

@@ -189,3 +189,37 @@ def test_staging_refuses_missing_or_stale_executed_notebooks(tiny_book, change, 
         assert (f"notebooks/{name}:" in message) == (name in stale), message
     assert "make test-notebooks" in message
     assert not (tiny_book / "_build" / "book-static").exists(), "staged from stale notebooks"
+
+
+def test_restaging_rewrites_only_what_changed(tiny_book):
+    """`make book` twice with no change: the staged files keep their times, so Sphinx rebuilds nothing."""
+    staged = _stage(tiny_book)
+    sphinx_output = _touch(staged / "_build" / "html" / "index.html", "<html/>", 5)
+    _touch(tiny_book / "book" / "extra.md", "# Extra\n", 0)
+    _stage(tiny_book)
+    for path in staged.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(_T0,) * 2)
+    _stage(tiny_book)  # nothing changed
+    assert all(p.stat().st_mtime_ns == _T0 for p in staged.rglob("*") if p.is_file())
+    # one chapter re-executed with new outputs, one page removed from book/
+    _touch(tiny_book / "_build" / "executed" / "01_a.ipynb",
+           '{"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# A, again"}], "metadata": {}, '
+           '"nbformat": 4, "nbformat_minor": 5}', 30)
+    (tiny_book / "book" / "extra.md").unlink()
+    _stage(tiny_book)
+    changed = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file() and p.stat().st_mtime_ns != _T0)
+    assert changed == ["notebooks/01_a.ipynb"]
+    assert not (staged / "book" / "extra.md").exists()
+    assert sphinx_output.exists(), "Sphinx's own output is kept"
+
+
+def test_stale_chapters_names_the_sources_to_run(tiny_book):
+    from tools.build_book import stale_chapters
+
+    executed = tiny_book / "_build" / "executed"
+    assert stale_chapters(executed, root=tiny_book) == []
+    _touch(tiny_book / "notebooks" / "02_b.py", "# %%\n2\n", 20)
+    assert stale_chapters(executed, root=tiny_book) == ["notebooks/02_b.py"]
+    _touch(tiny_book / "data" / "corpus.txt", "new\n", 30)
+    assert stale_chapters(executed, root=tiny_book) == ["notebooks/01_a.py", "notebooks/02_b.py"]

@@ -1,7 +1,8 @@
 """Build the Jupyter Book site.
 
-    python tools/build_book.py --execute          # `make book`: run the chapters (jupyter-cache)
-    python tools/build_book.py --from-executed DIR  # the book test: notebooks already executed
+    python tools/build_book.py --from-executed DIR  # `make book`, the book test: notebooks already executed
+    python tools/build_book.py --stale DIR          # which chapters must run again first
+    python tools/build_book.py --execute            # run the chapters one by one (jupyter-cache)
 
 The site is built from a staging copy of the book (``_toc.yml``, ``book/`` and the chapters) so
 that the generated ``notebooks/*.ipynb`` a reader's JupyterLab keeps beside the sources never
@@ -10,7 +11,10 @@ them through its execution cache (``_build/.jupyter_cache``): a second build wit
 nothing. With ``--from-executed`` the chapters are the notebooks that ``make test-notebooks``
 executed (outputs included) and nothing is run; the build refuses, naming the chapters, when an
 executed notebook is missing or older than what it ran (its ``.py``, the library, ``data/``), so
-the site never shows an earlier run's outputs. Warnings are errors in both.
+the site never shows an earlier run's outputs. Warnings are errors in both. `make book` runs the
+stale chapters with `make test-notebooks` (two at a time) and then builds from the executed copies,
+so a second `make book` with no change runs nothing. The staging copy is updated file by file
+(:func:`sync_tree`): unchanged pages keep their time stamps and Sphinx does not rebuild them.
 
 Every chapter page gets a "Run this chapter" note after its title cell (:func:`add_launch_note`):
 the static site cannot run code, so it tells a reader the notebook's path and the one command that
@@ -24,6 +28,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -132,27 +137,63 @@ def stage(executed: Path | None, root: Path = ROOT, build: Path = BUILD) -> Path
             raise SystemExit("refusing to build the book from missing or stale executed notebooks:"
                              + "".join(f"\n  {p}" for p in problems) + f"\nrun `{rerun}` first")
     stage_dir = build / ("book-static" if executed else "book-src")
-    if stage_dir.exists():
-        shutil.rmtree(stage_dir)
-    (stage_dir / "notebooks").mkdir(parents=True)
-    shutil.copy2(root / "_toc.yml", stage_dir / "_toc.yml")
-    shutil.copytree(root / "book", stage_dir / "book", ignore=shutil.ignore_patterns("_build"))
-    missing = []
-    for chapter in chapters:
-        name = Path(chapter).name
-        src = (executed / f"{name}.ipynb") if executed else (root / f"{chapter}.py")
-        if not src.exists():
-            missing.append(str(src))
-            continue
-        shutil.copy2(src, stage_dir / "notebooks" / src.name)
-        add_launch_note(stage_dir / "notebooks" / src.name)
-    if missing:
-        raise SystemExit(f"chapters named in _toc.yml are missing: {', '.join(missing)}")
-    config = yaml.safe_load((root / "book" / "_config.yml").read_text())
-    config["execute"]["execute_notebooks"] = "off" if executed else "cache"
-    config["execute"]["cache"] = str(build / ".jupyter_cache")
-    (stage_dir / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    build.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=build) as tmp:
+        fresh = Path(tmp)
+        (fresh / "notebooks").mkdir(parents=True)
+        shutil.copy2(root / "_toc.yml", fresh / "_toc.yml")
+        shutil.copytree(root / "book", fresh / "book", ignore=shutil.ignore_patterns("_build"))
+        missing = []
+        for chapter in chapters:
+            name = Path(chapter).name
+            src = (executed / f"{name}.ipynb") if executed else (root / f"{chapter}.py")
+            if not src.exists():
+                missing.append(str(src))
+                continue
+            shutil.copy2(src, fresh / "notebooks" / src.name)
+            add_launch_note(fresh / "notebooks" / src.name)
+        if missing:
+            raise SystemExit(f"chapters named in _toc.yml are missing: {', '.join(missing)}")
+        config = yaml.safe_load((root / "book" / "_config.yml").read_text())
+        config["execute"]["execute_notebooks"] = "off" if executed else "cache"
+        config["execute"]["cache"] = str(build / ".jupyter_cache")
+        (fresh / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        sync_tree(fresh, stage_dir, keep={"_build"})
     return stage_dir
+
+
+def sync_tree(src: Path, dst: Path, keep: set[str] = frozenset()) -> list[Path]:
+    """Make ``dst`` hold exactly the files of ``src``, touching only what differs: a file whose
+    bytes are unchanged keeps its modification time, so Sphinx (which rebuilds pages by time)
+    rebuilds only the pages that changed. Top-level names in ``keep`` (Sphinx's own ``_build``)
+    are left alone. Returns the files written."""
+    written = []
+    wanted = {p.relative_to(src) for p in src.rglob("*") if p.is_file()}
+    if dst.exists():
+        for path in sorted(dst.rglob("*"), reverse=True):
+            rel = path.relative_to(dst)
+            if rel.parts[0] in keep:
+                continue
+            if path.is_file() and rel not in wanted:
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+    for rel in sorted(wanted):
+        target = dst / rel
+        new = (src / rel).read_bytes()
+        if target.is_file() and target.read_bytes() == new:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(new)
+        written.append(target)
+    return written
+
+
+def stale_chapters(executed: Path, root: Path = ROOT) -> list[str]:
+    """The chapter sources (``notebooks/NN_slug.py``) whose executed copy is missing or stale."""
+    chapters = [f for f in toc_files(root / "_toc.yml") if f.startswith("notebooks/")]
+    problems = executed_problems(chapters, executed, root)
+    return [f"{c}.py" for c in chapters if any(p.startswith(f"{c}:") for p in problems)]
 
 
 def build(stage_dir: Path) -> Path:
@@ -171,7 +212,12 @@ def main() -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--execute", action="store_true", help="run the chapters (cached)")
     mode.add_argument("--from-executed", type=Path, metavar="DIR", help="use executed notebooks")
+    mode.add_argument("--stale", type=Path, metavar="DIR",
+                      help="print the chapters whose executed copy in DIR is missing or stale, one per line")
     args = parser.parse_args()
+    if args.stale:
+        print("\n".join(stale_chapters(args.stale.resolve())))
+        return 0
     try:
         build(stage(args.from_executed.resolve() if args.from_executed else None))
     except subprocess.CalledProcessError as err:

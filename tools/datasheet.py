@@ -46,8 +46,15 @@ def update(sheet: Path = SHEET) -> list[str]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--update"]:
+    args = sys.argv[1:]
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        sys.exit(0 if args else 2)
+    if args == ["--update"]:
         print("updated:", ", ".join(update()) or "nothing")
     else:
-        for name in sys.argv[1:]:
+        missing = [a for a in args if not (DATA / Path(a).as_posix().removeprefix("data/")).is_file()]
+        if missing:
+            sys.exit(f"no such file in data/: {', '.join(missing)} (give paths like data/NAME or NAME)")
+        for name in args:
             print(row(Path(name).as_posix().removeprefix("data/")))

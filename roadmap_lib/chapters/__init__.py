@@ -17,6 +17,7 @@ def artifacts():
     from roadmap_lib import tasks, zoo
     from roadmap_lib.chapters.ch02_tokenization_embeddings.artifacts import ARTIFACTS as ch02
     from roadmap_lib.chapters.ch03_positional_encodings.artifacts import ARTIFACTS as ch03
+    from roadmap_lib.chapters.ch04_core_components.artifacts import ARTIFACTS as ch04
     from roadmap_lib.chapters.ch05_encoder_decoder.artifacts import ARTIFACTS as ch05
     from roadmap_lib.chapters.ch06_encoder_only.artifacts import ARTIFACTS as ch06
     from roadmap_lib.chapters.ch07_decoder_only.artifacts import ARTIFACTS as ch07
@@ -28,4 +29,4 @@ def artifacts():
     from roadmap_lib.chapters.ch19_alignment.artifacts import ARTIFACTS as ch19
     from roadmap_lib.chapters.ch20_responsible_ai.artifacts import ARTIFACTS as ch20
 
-    return zoo.registry([tasks.ARTIFACT, *ch02, *ch03, *ch05, *ch06, *ch07, *ch08, *ch09, *ch12, *ch15, *ch16, *ch19, *ch20])
+    return zoo.registry([tasks.ARTIFACT, *ch02, *ch03, *ch04, *ch05, *ch06, *ch07, *ch08, *ch09, *ch12, *ch15, *ch16, *ch19, *ch20])

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from roadmap_lib.attention import scaled_dot_product_attention
 from roadmap_lib.chapters.ch04_core_components.experiments import (
     BitClassifier,
+    BitGRU,
     BlockStackLM,
     attention_scaling,
     bit_task_batch,
@@ -53,8 +54,21 @@ def test_bit_tasks_labels():
     assert 0.4 < y.float().mean() < 0.6  # about balanced
     with pytest.raises(ValueError, match="task: expected"):
         bit_task_batch("sort", 4, 2)
-    for kw in ({}, {"positions": False, "front": "conv"}):
+    for kw in ({}, {"positions": False, "front": "conv"}, {"positions": False, "front": "gru"}):
         assert BitClassifier(12, **kw)(bits[:5]).shape == (5, 2)
+    assert BitGRU()(bits[:5]).shape == (5, 2)
+
+
+def test_order_aware_front_ends_break_permutation_invariance():
+    # without positions the plain model sees a multiset: permuting the bits cannot change its output;
+    # a convolution or a GRU in front makes it order-aware (the point of the chapter's hybrids)
+    torch.manual_seed(0)
+    bits = torch.randint(0, 2, (64, 12))
+    perm = torch.randperm(12)
+    for front, invariant in ((None, True), ("conv", False), ("gru", False)):
+        model = BitClassifier(12, positions=False, front=front).eval()
+        same = torch.allclose(model(bits), model(bits[:, perm]), atol=1e-5)
+        assert same == invariant, front
     with pytest.raises(ValueError, match="front"):
         BitClassifier(12, front="lstm")
 

@@ -216,18 +216,20 @@ class BitClassifier(nn.Module):
     """Bits -> embeddings [+ positions] -> [front end] -> transformer blocks -> mean -> 2 logits.
 
     ``front='conv'`` (a CNN+Transformer hybrid) mixes each bit with its neighbours before
-    attention.
+    attention; ``front='gru'`` (an RNN+Transformer hybrid) runs a GRU over the bits first, so each
+    position carries a summary of everything before it.
     Without positions and without a front end the model only sees the multiset of bits.
     """
 
     def __init__(self, n_bits: int, d_model: int = 32, n_layers: int = 2, n_heads: int = 4,
                  front: str | None = None, positions: bool = True) -> None:
         super().__init__()
-        if front not in (None, "conv"):
-            raise ValueError(f"front: expected None or 'conv', got {front!r}")
+        if front not in (None, "conv", "gru"):
+            raise ValueError(f"front: expected None, 'conv' or 'gru', got {front!r}")
         self.embed = nn.Embedding(2, d_model)
         self.pos = nn.Embedding(n_bits, d_model) if positions else None
-        self.conv = nn.Conv1d(d_model, d_model, kernel_size=3, padding=1) if front else None
+        self.conv = nn.Conv1d(d_model, d_model, kernel_size=3, padding=1) if front == "conv" else None
+        self.gru = nn.GRU(d_model, d_model, batch_first=True) if front == "gru" else None
         cfg = BlockConfig(d_model=d_model, n_heads=n_heads, d_ff=2 * d_model)
         self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(n_layers))
         self.head = nn.Linear(d_model, 2)
@@ -238,9 +240,28 @@ class BitClassifier(nn.Module):
             x = x + self.pos(torch.arange(bits.shape[1], device=bits.device))
         if self.conv is not None:  # Conv1d wants (batch, channels, length)
             x = x + torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+        if self.gru is not None:
+            x = x + self.gru(x)[0]
         for block in self.blocks:
             x = block(x)
         return self.head(x.mean(1))
+
+
+class BitGRU(nn.Module):
+    """The recurrent baseline: bits -> embeddings -> one GRU layer -> its last state -> 2 logits.
+
+    One bit of state suffices to compute parity exactly, so the GRU *can* represent it; whether
+    gradient descent finds that solution is the experiment.
+    """
+
+    def __init__(self, d_model: int = 32) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(2, d_model)
+        self.rnn = nn.GRU(d_model, d_model, batch_first=True)
+        self.head = nn.Linear(d_model, 2)
+
+    def forward(self, bits: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(self.embed(bits))[0][:, -1])
 
 
 def train_bit_task(

@@ -123,3 +123,19 @@ def plot_norms(x: torch.Tensor, normed: dict[str, torch.Tensor], title: str, ax=
 
 __all__ = ["plot_attention_heads", "plot_loss_curves", "plot_masks", "plot_norms",
            "plot_scaling"]
+
+
+def plot_activation_seeds(losses: dict[str, list[float]], gated: tuple[str, ...] = ("swiglu", "geglu"), ax=None):
+    """Validation loss of each activation: one dot per seed, a bar at the mean (gated in orange)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.2))
+    for i, (name, values) in enumerate(losses.items()):
+        color = "tab:orange" if name in gated else "tab:blue"
+        mean = sum(values) / len(values)
+        ax.hlines(mean, i - 0.3, i + 0.3, color=color, lw=2.5)
+        ax.scatter([i] * len(values), values, color=color, s=22, zorder=3, alpha=0.8)
+    ax.set_xticks(range(len(losses)), list(losses))
+    ax.set_ylabel("validation loss (nats)")
+    ax.set_title("Activations at equal parameters: seeds (dots) and mean (bar)")
+    ax.grid(axis="y", alpha=0.3)
+    return ax

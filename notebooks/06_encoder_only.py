@@ -37,6 +37,7 @@
 # and re-runs the fine-tuning of one setting live.
 
 # %%
+import copy
 import math
 
 import matplotlib.pyplot as plt
@@ -72,13 +73,14 @@ from roadmap_lib.chapters.ch06_encoder_only.study import (
     RECIPE,
     TASK,
     curve,
+    encoder_mlm_loss,
     results,
     run_one,
     seed_values,
     tagger_location,
     zero_shot_location,
 )
-from roadmap_lib.exercises import check_close, check_function, check_tensor
+from roadmap_lib.exercises import check_function
 from roadmap_lib.measure import count_parameters
 from roadmap_lib.metrics import token_f1
 from roadmap_lib.models.bert import BertConfig
@@ -226,21 +228,23 @@ assert rank < 3
 #
 # The sweep over 200, 700, 2,000 and 5,600 labelled sentences, three seeds each, took about 22
 # CPU-minutes and is read from `data/06_finetune.json`. We re-run one of its cells live, the tagger
-# on 2,000 labelled sentences with seed 0, from the pretrained encoder and from scratch:
+# on 2,000 labelled sentences with seed 0 from the pretrained encoder, and compare it with the
+# recorded run and with the three recorded scratch taggers of the same size:
 
 # %%
 study = results()
 LIVE_N = 2000
 live = {}
-for start in ("pretrained", "scratch"):
-    live[start], tagger = run_one("token", start, LIVE_N, encoder_model=model, vocab=vocab)
-    if start == "pretrained":
-        teacher = tagger
-    recorded = next(r for r in study["runs"]
-                    if (r["kind"], r["start"], r["n_train"], r["seed"]) == ("token", start, LIVE_N, RECIPE["seed"]))
-    print(f"{start:>10}: test F1 {live[start]['f1']:.3f} (recorded {recorded['f1']:.3f})")
-    assert abs(live[start]["f1"] - recorded["f1"]) < 0.04
-assert live["pretrained"]["f1"] > live["scratch"]["f1"] + 0.08
+live["pretrained"], teacher = run_one("token", "pretrained", LIVE_N, encoder_model=model, vocab=vocab)
+recorded = {start: [r["f1"] for r in study["runs"] if (r["kind"], r["start"], r["n_train"]) == ("token", start, LIVE_N)]
+            for start in ("pretrained", "scratch")}
+recorded_seed = next(r["f1"] for r in study["runs"] if (r["kind"], r["start"], r["n_train"], r["seed"])
+                     == ("token", "pretrained", LIVE_N, RECIPE["seed"]))
+print(f"pretrained, live: test F1 {live['pretrained']['f1']:.3f} (recorded for this seed {recorded_seed:.3f})")
+print(f"scratch, recorded seeds: {[round(f, 3) for f in recorded['scratch']]}")
+assert len(recorded["scratch"]) == 3
+assert abs(live["pretrained"]["f1"] - recorded_seed) < 0.04
+assert live["pretrained"]["f1"] > max(recorded["scratch"]) + 0.08
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -268,6 +272,25 @@ print(f"the fine-tuned tagger ({LIVE_N} labels) puts the intruder first in {loca
 assert located > located_tagger + 0.08
 
 # %% [markdown]
+# Did fine-tuning make the *encoder* forget, or does the tagger's fresh head use less than the
+# encoder knows? Put the fine-tuned tagger's encoder back under the pretrained masked-LM head and
+# measure both things again: the held-out masked-LM loss (the same batches and masks as in
+# section 2) and the zero-shot surprise detector.
+
+# %%
+tuned_encoder = teacher.bert.state_dict()
+mlm_after = encoder_mlm_loss(model, vocab, record, tuned_encoder)
+tuned_mlm = copy.deepcopy(model)
+tuned_mlm.bert.load_state_dict(tuned_encoder)
+located_after = zero_shot_location(tuned_mlm, vocab, test_set)
+print(f"held-out MLM loss: pretrained encoder {mlm_val:.3f}, fine-tuned encoder {mlm_after:.3f} nats "
+      f"(unigram baseline {unigram_loss:.3f})")
+print(f"zero-shot intruder found: pretrained encoder {located:.1%}, fine-tuned encoder {located_after:.1%}, "
+      f"fine-tuned tagger's own head {located_tagger:.1%}")
+assert 0.2 < mlm_after - mlm_val < 0.8 and mlm_after < unigram_loss - 0.5
+assert located - 0.1 < located_after < located - 0.02 and located_after > located_tagger + 0.04
+
+# %% [markdown]
 # Each point is the mean of three seeds (the seed draws the new weights and the order of the
 # batches) and the band spans the three runs. Three results, all measured on the same 700 test
 # sentences:
@@ -281,11 +304,14 @@ assert located > located_tagger + 0.08
 #   pretrained classifier is 3-5 accuracy points ahead with 2,000 labels or more; below that the
 #   two are within the spread of the seeds. Everyone stays under 65 %: one odd word among fifteen
 #   is a weak signal for the single `[CLS]` summary to pick up.
-# - **Fine-tuning loses much of what the encoder knew.** Zero-shot, the masked LM puts the
-#   intruder first about half the time. The tagger fine-tuned on 2,000 labelled sentences does so
-#   less often: a fresh linear head trained on a few thousand examples recovers only part of what
-#   the encoder knows. ELECTRA's answer
-#   {cite}`clark2020electra` was to make replaced-token detection *the pretraining task itself*.
+# - **Fine-tuning moves the encoder, but the tagger uses less than the encoder still knows.**
+#   Through the pretrained head, the fine-tuned encoder's masked-LM loss rises by a few tenths of a
+#   nat (still far below the unigram baseline), and its zero-shot surprise still finds the
+#   intruder only a few points less often than before. The fine-tuned tagger's own head finds it
+#   less often than either: a fresh linear head trained on a few thousand examples recovers only
+#   part of what the encoder knows (one seed, 600 steps; the numbers are printed above).
+#   ELECTRA's answer {cite}`clark2020electra` was to make replaced-token detection *the
+#   pretraining task itself*.
 #
 # ## 5. What RoBERTa and DistilBERT changed
 #
@@ -393,6 +419,12 @@ def explore(text):
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Start from a tensor full of `-100`, then set the real words (tokens 1 to `n_words`) to 0, and finally the changed ones to 1, remembering the shift of one for `[CLS]`.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-06-token-labels
 # :class: dropdown
 # ```
@@ -415,7 +447,8 @@ def my_token_labels(n_words, changed, context):
 
 # %%
 check_function(my_token_labels, [((n, ks, 32), token_labels(n, *ks, context=32))
-                                 for n, ks in ((5, [0, 4]), (12, [-1]), (30, [3, 29]), (2, [1]), (7, []))])
+                                 for n, ks in ((5, [0, 4]), (12, [-1]), (30, [3, 29]), (2, [1]), (7, []))],
+               forbid=[token_labels])
 
 # %% [markdown]
 # ```{exercise-start}
@@ -427,6 +460,12 @@ check_function(my_token_labels, [((n, ks, 32), token_labels(n, *ks, context=32))
 # class 1, $2PR/(P+R)$ with precision $P$ and recall $R$; return 0.0 when there is no true positive.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Count true positives, false positives and false negatives only where `gold != -100`; then $2PR/(P+R)$ simplifies to $2\,tp / (2\,tp + fp + fn)$.
 # ```
 
 # %% [markdown]
@@ -454,8 +493,9 @@ def my_f1(pred, gold):
 g = torch.Generator().manual_seed(3)
 gold_f1 = torch.randint(0, 2, (6, 20), generator=g).masked_fill(torch.rand(6, 20, generator=g) < 0.3, -100)
 pred_f1 = torch.randint(0, 2, (6, 20), generator=g)
-check_close(my_f1(pred_f1, gold_f1), token_f1(pred_f1, gold_f1), name="my_f1")
-check_close(my_f1(torch.zeros(3, 4, dtype=torch.long), torch.ones(3, 4, dtype=torch.long)), 0.0, name="my_f1 (no hit)")
+check_function(my_f1, [((pred_f1, gold_f1), token_f1(pred_f1, gold_f1)),
+                       ((torch.zeros(3, 4, dtype=torch.long), torch.ones(3, 4, dtype=torch.long)), 0.0)],
+               forbid=[token_f1])
 
 # %% [markdown]
 # ```{exercise-start}
@@ -468,6 +508,12 @@ check_close(my_f1(torch.zeros(3, 4, dtype=torch.long), torch.ones(3, 4, dtype=to
 # the $n$ rows, plus $(1 - \alpha)$ times the mean cross-entropy of the student on the labels.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Work with log-probabilities of both models at temperature $T$: $\mathrm{KL}(p_t \| p_s) = \sum p_t (\log p_t - \log p_s)$ per row, then the mean over rows. The cross-entropy uses the student's logits *without* the temperature.
 # ```
 
 # %% [markdown]
@@ -494,5 +540,6 @@ def my_distillation_loss(student_logits, teacher_logits, labels, T, alpha):
 g = torch.Generator().manual_seed(4)
 zs, zt = torch.randn(8, 3, generator=g), 3 * torch.randn(8, 3, generator=g)
 y = torch.randint(0, 3, (8,), generator=g)
-check_tensor(my_distillation_loss(zs, zt, y, 2.0, 0.7), distillation_loss(zs, zt, y, 2.0, 0.7),
-             name="my_distillation_loss", atol=1e-5)
+check_function(my_distillation_loss, [((zs, zt, y, 2.0, 0.7), distillation_loss(zs, zt, y, 2.0, 0.7)),
+                                      ((zs, zt, y, 1.0, 1.0), distillation_loss(zs, zt, y, 1.0, 1.0))],
+               atol=1e-5, forbid=[distillation_loss])

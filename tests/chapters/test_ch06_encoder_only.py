@@ -137,3 +137,14 @@ def test_tagger_location_of_a_perfect_and_a_blind_tagger():
     assert bs.tagger_location(Oracle(), data) == 1.0
     blind = bf.make_model("token", be.load()[0].config, seed=0)
     assert 0.0 <= bs.tagger_location(blind, data) < 0.5
+
+
+def test_encoder_mlm_loss_reads_the_recorded_evaluation_and_sees_a_moved_encoder():
+    from roadmap_lib.chapters.ch06_encoder_only.study import encoder_mlm_loss
+
+    model, vocab, record = be.load()
+    own = encoder_mlm_loss(model, vocab, record)
+    assert abs(own - record["eval"]["loss"]) < 1e-4
+    moved = {k: v + 0.05 * torch.randn_like(v) for k, v in model.bert.state_dict().items()}
+    assert encoder_mlm_loss(model, vocab, record, moved) > own + 0.05
+    assert torch.equal(next(model.parameters()), next(be.load()[0].parameters()))  # the model is not touched

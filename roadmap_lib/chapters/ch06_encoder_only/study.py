@@ -12,6 +12,7 @@ and re-runs one of its cells live.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -27,9 +28,11 @@ from roadmap_lib.chapters.ch06_encoder_only.finetune import (
     make_model,
     scores,
 )
-from roadmap_lib.chapters.ch06_encoder_only.pretrain import load, word_surprise
+from roadmap_lib.chapters.ch06_encoder_only.pretrain import MLMData, load, word_surprise
 from roadmap_lib.fileio import atomic_write_text
 from roadmap_lib.measure import cpu_threads
+from roadmap_lib.objectives import mlm_loss
+from roadmap_lib.training import evaluate
 
 TASK = "intruder"
 SIZES = (200, 700, 2000, 5600)
@@ -154,4 +157,21 @@ def tagger_location(tagger, data: TaskData) -> float:
 
 
 
-__all__ = ["KINDS", "RECIPE", "SEEDS", "SIZES", "STARTS", "TASK", "build", "curve", "results", "run_one", "seed_values", "tagger_location", "zero_shot_location"]
+def encoder_mlm_loss(mlm_model, vocab, record: dict, encoder_state: dict | None = None) -> float:
+    """Held-out masked-LM loss (nats) of ``mlm_model``'s MLM head reading the encoder weights
+    ``encoder_state`` (a fine-tuned classifier's ``model.bert.state_dict()``; ``None`` keeps the
+    model's own), on the batches and masks of the checkpoint's recorded evaluation (``record``).
+
+    How much of what pretraining taught survives fine-tuning: the head is the pretrained one, so
+    any rise in loss comes from the encoder having moved.
+    """
+    model = copy.deepcopy(mlm_model)
+    if encoder_state is not None:
+        model.bert.load_state_dict(encoder_state)
+    model.eval()
+    with cpu_threads(1):
+        return evaluate(model, MLMData(vocab).get_batch, mlm_loss, batches=record["eval"]["batches"],
+                        seed=record["eval"]["seed"])
+
+
+__all__ = ["KINDS", "RECIPE", "SEEDS", "SIZES", "STARTS", "TASK", "build", "curve", "encoder_mlm_loss", "results", "run_one", "seed_values", "tagger_location", "zero_shot_location"]

@@ -70,11 +70,11 @@ CHAPTERS: dict[str, tuple[str, str, int, tuple[str, ...]]] = {
     "18": ("decoding_generation", "Decoding & generation", 7, ("04", "07")),
     "19": ("alignment", "Alignment", 8, ("04", "07", "18")),
     "20": ("responsible_ai", "Responsible AI", 8, ("06", "07", "18")),
-    "21": ("evaluation", "Evaluation", 9, ("05", "07")),
+    "21": ("evaluation", "Evaluation", 9, ("05", "07", "14", "15")),
     "22": ("applications", "Applications", 10, ("08", "21")),
     "23": ("long_context_rag", "Long context & RAG", 10, ("12", "22")),
     "24": ("multimodal", "Multimodal", 11, ("06",)),
-    "25": ("multilingual_economics_frontiers", "Multilingual,\neconomics, frontiers", 11, ("02", "09")),
+    "25": ("multilingual_economics_frontiers", "Multilingual,\neconomics, frontiers", 11, ("02", "07", "09", "15", "18")),
     "26": ("deployment", "Deployment", 12, ("14", "15")),
 }
 

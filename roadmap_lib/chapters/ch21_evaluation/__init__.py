@@ -1,0 +1,1 @@
+"""Chapter 21: evaluation (metrics, log-likelihood benchmarks, contamination, perturbations, reasoning paths, judges, confidence intervals)."""

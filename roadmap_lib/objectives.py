@@ -4,7 +4,9 @@
 - masked language modelling (BERT): :func:`mlm_mask` corrupts, :func:`mlm_loss` scores;
 - sequence to sequence (the Transformer, T5, BART): :func:`seq2seq_loss`;
 - span corruption (T5): :func:`span_corrupt`; text infilling (BART): :func:`bart_infill`;
-- knowledge distillation (soft targets at a temperature): :func:`distillation_loss`.
+- knowledge distillation (soft targets at a temperature): :func:`soft_target_loss`,
+  :func:`distillation_loss` (soft + hard), :func:`lm_distillation_loss` (a ``loss_fn`` that
+  distils a teacher language model into a student, token by token).
 
 Every loss has the signature ``loss_fn(model, inputs, targets)`` that
 :func:`roadmap_lib.training.train` and :func:`~roadmap_lib.training.evaluate` call; targets are -100
@@ -12,6 +14,8 @@ where nothing is predicted (what ``cross_entropy(ignore_index=-100)`` skips).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -137,22 +141,77 @@ def bart_infill(ids: list[int], *, mask_id: int, mask_ratio: float = 0.3, poisso
     return noisy, list(ids)
 
 
+def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                     T: float = 2.0) -> torch.Tensor:
+    """``T^2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over rows.
+
+    Logits ``(..., classes)``; every leading dimension counts as rows (``(batch, seq, vocab)`` gives
+    ``batch * seq`` rows). This is ``F.kl_div(log_softmax(s / T), log_softmax(t / T),
+    log_target=True, reduction="batchmean")`` on the flattened rows: PyTorch's ``kl_div`` takes the
+    *student's* log-probabilities first and the target second, and ``"batchmean"`` divides the sum
+    by the number of rows (``"mean"`` would divide by rows x classes, which is not a KL).
+
+    Why ``T^2``: the gradient of the KL with respect to a student logit is
+    ``(p_s,T - p_t,T) / T``, and for large ``T`` the probabilities differ by about
+    ``(z_s - z_t) / (classes * T)``, so the gradient shrinks like ``1 / T^2``; multiplying by ``T^2``
+    keeps the soft term's gradients on one scale whatever the temperature (Hinton et al., 2015).
+    """
+    if not isinstance(T, (int, float)) or not math.isfinite(T) or T <= 0:
+        raise ValueError(f"T: expected a positive finite temperature, got {T!r}")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"teacher_logits: expected shape {tuple(student_logits.shape)}, "
+                         f"got {tuple(teacher_logits.shape)}")
+    if student_logits.dim() < 2:
+        raise ValueError(f"student_logits: expected (..., classes) with at least 2 dims, "
+                         f"got shape {tuple(student_logits.shape)}")
+    s = student_logits.reshape(-1, student_logits.shape[-1])
+    t = teacher_logits.reshape(-1, teacher_logits.shape[-1]).detach()
+    return F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), log_target=True,
+                    reduction="batchmean") * T * T
+
+
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
                       T: float = 2.0, alpha: float = 0.5, weight: torch.Tensor | None = None) -> torch.Tensor:
     """``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)``.
 
-    Logits (n, classes), labels (n,), -100 ignored; ``_T`` means softmax at temperature ``T``. The
-    ``T^2`` keeps the soft term's gradients on the scale of the hard one (Hinton et al., 2015).
-    ``weight`` are optional class weights of the hard term, as in ``F.cross_entropy``.
+    Logits (n, classes) or (..., classes), labels of the leading shape, -100 ignored (in both
+    terms); ``_T`` means softmax at temperature ``T`` (:func:`soft_target_loss`). The ``T^2`` keeps
+    the soft term's gradients on the scale of the hard one (Hinton et al., 2015). ``weight`` are
+    optional class weights of the hard term, as in ``F.cross_entropy``.
     """
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"teacher_logits: expected shape {tuple(student_logits.shape)}, "
                          f"got {tuple(teacher_logits.shape)}")
+    if labels.shape != student_logits.shape[:-1]:
+        raise ValueError(f"labels: expected shape {tuple(student_logits.shape[:-1])}, "
+                         f"got {tuple(labels.shape)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha: expected a weight in [0, 1], got {alpha!r}")
     keep = labels != -100
     s, t = student_logits[keep], teacher_logits[keep]
-    soft = F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), log_target=True,
-                    reduction="batchmean") * T * T
-    return alpha * soft + (1 - alpha) * F.cross_entropy(s, labels[keep], weight=weight)
+    return alpha * soft_target_loss(s, t, T) + (1 - alpha) * F.cross_entropy(s, labels[keep], weight=weight)
 
 
-__all__ = ["bart_infill", "distillation_loss", "lm_loss", "mlm_loss", "mlm_mask", "seq2seq_loss", "span_corrupt"]
+def lm_distillation_loss(teacher: nn.Module, *, T: float = 2.0, alpha: float = 0.5):
+    """A ``loss_fn(model, inputs, targets)`` for :func:`roadmap_lib.training.train` that distils
+    ``teacher`` (any model mapping ids (batch, seq) to logits (batch, seq, vocab) of the student's
+    vocabulary) into the model being trained: :func:`distillation_loss` on every position, the
+    teacher run without gradients. ``alpha=0`` is plain :func:`lm_loss`; ``alpha=1`` soft targets only.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha: expected a weight in [0, 1], got {alpha!r}")
+    if not isinstance(T, (int, float)) or T <= 0:
+        raise ValueError(f"T: expected a positive temperature, got {T!r}")
+
+    def loss_fn(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        student = model(inputs)
+        if alpha == 0.0:
+            return F.cross_entropy(student.flatten(0, -2), targets.flatten(), ignore_index=-100)
+        with torch.no_grad():
+            teacher_logits = teacher(inputs).float()
+        return distillation_loss(student, teacher_logits, targets, T=T, alpha=alpha)
+
+    return loss_fn
+
+
+__all__ = ["bart_infill", "distillation_loss", "lm_distillation_loss", "lm_loss", "mlm_loss", "mlm_mask", "seq2seq_loss", "soft_target_loss", "span_corrupt"]

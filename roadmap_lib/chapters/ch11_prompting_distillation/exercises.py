@@ -1,0 +1,115 @@
+"""The checks of chapter 11's exercises, with the common mistakes each one recognises.
+
+Each ``check_*`` builds its own cases and reference answers (the notebook has no reference in
+scope, so a student cannot pass by calling it) and declares the usual mistakes as small wrong
+implementations, named in plain words when an answer matches one of them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from roadmap_lib.exercises import check_close, check_function
+from roadmap_lib.objectives import soft_target_loss
+
+# ---- exercise 11.1: the soft-target loss ---------------------------------------------------------
+
+
+def _kl(p_log, q_log):  # KL(p || q) per row, from log-probabilities
+    return (p_log.exp() * (p_log - q_log)).sum(-1)
+
+
+SOFT_TARGET_MISTAKES = {
+    "the T² factor is missing (the gradients then shrink like 1/T² as T grows)":
+        lambda s, t, T: _kl(F.log_softmax(t / T, -1), F.log_softmax(s / T, -1)).mean(),
+    "the KL runs the wrong way: KL(student || teacher) instead of KL(teacher || student)":
+        lambda s, t, T: T * T * _kl(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1)).mean(),
+    "the temperature divides only the teacher's logits (the student's must be softened too)":
+        lambda s, t, T: T * T * _kl(F.log_softmax(t / T, -1), F.log_softmax(s, -1)).mean(),
+    "the KL is averaged over classes too (kl_div's reduction='mean'), not summed over them":
+        lambda s, t, T: T * T * _kl(F.log_softmax(t / T, -1), F.log_softmax(s / T, -1)).mean() / s.shape[-1],
+    "T multiplies instead of dividing the logits":
+        lambda s, t, T: T * T * _kl(F.log_softmax(t * T, -1), F.log_softmax(s * T, -1)).mean(),
+    "it is the cross-entropy with the soft targets, not the KL (their difference is the teacher's "
+    "entropy, a constant for the student but not zero)":
+        lambda s, t, T: T * T * -(F.softmax(t / T, -1) * F.log_softmax(s / T, -1)).sum(-1).mean(),
+}
+
+
+def soft_target_cases() -> list[tuple[tuple, torch.Tensor]]:
+    cases = []
+    for seed, shape, T in [(0, (4, 5), 2.0), (1, (3, 7, 11), 4.0), (2, (6, 3), 1.5)]:
+        g = torch.Generator().manual_seed(seed)
+        s, t = torch.randn(*shape, generator=g) * 2, torch.randn(*shape, generator=g) * 2
+        cases.append(((s, t, T), soft_target_loss(s, t, T)))
+    return cases
+
+
+def check_soft_target_loss(fn) -> None:
+    """Exercise 11.1: ``fn(student_logits, teacher_logits, T)`` is T² KL(teacher_T || student_T),
+    averaged over every position (leading dimensions)."""
+    check_function(fn, soft_target_cases(), mistakes=SOFT_TARGET_MISTAKES, forbid=(soft_target_loss,))
+
+
+# ---- exercise 11.2: predict, then measure the gradient scale --------------------------------------
+
+
+def measured_gradient_ratio(T_low: float = 2.0, T_high: float = 8.0, seed: int = 0) -> float:
+    """``|grad at T_low| / |grad at T_high|`` of the *unscaled* KL (no T² factor) with respect to the
+    student's logits, on fixed random logits (64 rows, 32 classes, unit scale)."""
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(64, 32, generator=g).requires_grad_()
+    t = torch.randn(64, 32, generator=g)
+    norms = []
+    for T in (T_low, T_high):
+        (grad,) = torch.autograd.grad(soft_target_loss(s, t, T) / (T * T), s)
+        norms.append(grad.norm())
+    return float(norms[0] / norms[1])
+
+
+def check_gradient_ratio(predicted, measured) -> None:
+    """Exercise 11.2: the prediction should be within 25 % of the measured ratio, and
+    ``measured`` must be the instrument's reading, not a copy of the prediction."""
+    check_close(measured, measured_gradient_ratio(), name="your measured ratio", rtol=1e-3)
+    check_close(predicted, measured_gradient_ratio(), name="your predicted ratio", rtol=0.25)
+
+
+# ---- exercise 11.3: student-teacher agreement ------------------------------------------------------
+
+
+def _agreement(s, t, labels):
+    keep = labels != -100
+    return (s.argmax(-1) == t.argmax(-1))[keep].float().mean()
+
+
+AGREEMENT_MISTAKES = {
+    "the -100 positions (nothing to predict there) are counted":
+        lambda s, t, labels: (s.argmax(-1) == t.argmax(-1)).float().mean(),
+    "it compares the student's guesses with the labels (accuracy), not with the teacher's":
+        lambda s, t, labels: (s.argmax(-1) == labels)[labels != -100].float().mean(),
+    "the argmax is taken over the wrong dimension (positions, not the vocabulary)":
+        lambda s, t, labels: (s.argmax(-2) == t.argmax(-2)).float().mean(),
+}
+
+
+def agreement_cases() -> list[tuple[tuple, torch.Tensor]]:
+    cases = []
+    for seed, (b, n, v) in [(0, (2, 6, 5)), (1, (3, 4, 9)), (2, (1, 9, 4))]:
+        g = torch.Generator().manual_seed(seed)
+        t = torch.randn(b, n, v, generator=g)
+        s = t + 1.2 * torch.randn(b, n, v, generator=g)  # a student that mostly agrees
+        labels = torch.randint(0, v, (b, n), generator=g)
+        labels[:, : n // 3] = -100
+        cases.append(((s, t, labels), _agreement(s, t, labels)))
+    return cases
+
+
+def check_agreement(fn) -> None:
+    """Exercise 11.3: ``fn(student_logits, teacher_logits, labels)`` is the fraction of positions
+    with a label (not -100) where the student's most likely token is the teacher's."""
+    check_function(fn, agreement_cases(), mistakes=AGREEMENT_MISTAKES)
+
+
+__all__ = ["AGREEMENT_MISTAKES", "SOFT_TARGET_MISTAKES", "check_agreement",
+           "check_gradient_ratio", "check_soft_target_loss", "measured_gradient_ratio"]

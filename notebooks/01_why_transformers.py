@@ -353,6 +353,12 @@ assert by_name["GPT-4"].parameters is None and by_name["GPT-4"].tokens is None
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Build one row index per batch element with `torch.arange`; the column of row `b` is the last position minus `distance[b]`. Index with both tensors at once.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-01-target
 # :class: dropdown
 # ```
@@ -388,6 +394,12 @@ check_function(recall_target, _cases)
 # which `memory` fits it?
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Compare each distance with `memory` once, as a tensor: `torch.where` picks 1 or the chance level `1 / vocab` elementwise. For the fit, where does the LSTM's curve fall to near chance?
 # ```
 
 # %% [markdown]
@@ -433,6 +445,12 @@ check_true(_fit == 2, fail=f"the best-fitting memory for this LSTM came out as {
 # that rule. Check it against the timeline: what does it give for the compute of GPT-3?
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Substitute $D = 20N$ into $C = 6ND$: the equation has only $N$ left, and it is a square.
 # ```
 
 # %% [markdown]

@@ -448,11 +448,14 @@ plt.show()
 #   vectors of positions 64 to 255 added to its inputs.
 # - **The relative schemes (Shaw, T5) and ALiBi hold their loss flat** out to 4×; their scores
 #   depend on distances only, and distances past the clipping point (Shaw), the last bucket (T5) or
-#   simply large (ALiBi) look like ones seen in training. Shaw and T5 are also the best at 1× here.
+#   simply large (ALiBi) look like ones seen in training.
+# - **At 1×, Shaw, T5 and RoPE are within 0.07 nats of each other**: about the noise of one seed,
+#   so we do not rank them. Sinusoidal, learned positions and ALiBi are about 0.1 nats or more behind.
 # - **RoPE is in between**: better than sinusoidal at 2×, but at 4× its slow pairs reach angles
 #   never seen in training and the loss rises by about 1 nat as well.
-# - **NTK-aware scaling rescues much of that with no training at all**, and at 2× it is even
-#   better than RoPE at 1×. **Position interpolation without fine-tuning hurts**: squeezing
+# - **NTK-aware scaling rescues much of that with no training at all**: at 2× its loss is that of
+#   RoPE at 1× (a gap of 0.04 nats, inside the noise: no difference), and at 4× it is 0.6 nats
+#   better than plain RoPE, though no longer flat. **Position interpolation without fine-tuning hurts**: squeezing
 #   neighbours to $1/s$ of a position apart is also something the model never saw; Chen et al.
 #   pair it with a short fine-tuning, which is where it shines.
 # - **NoPE** learns position only through the causal mask; in this short training it is by far
@@ -471,10 +474,12 @@ assert rows["learned"][str(2 * L)] is None and rows["learned"][str(4 * L)] is No
 assert growth("sinusoidal", 2) > 0.5 and growth("sinusoidal", 4) > 0.8
 for name in ("shaw", "t5", "alibi"):
     assert abs(growth(name, 2)) < 0.1 and abs(growth(name, 4)) < 0.1, name
-assert max(at1["shaw"], at1["t5"]) < min(at1[n] for n in ("sinusoidal", "learned", "rope", "alibi", "nope"))
+assert max(at1["shaw"], at1["t5"], at1["rope"]) - min(at1["shaw"], at1["t5"], at1["rope"]) < 0.08
+assert min(at1[n] for n in ("sinusoidal", "learned", "alibi")) > max(at1["shaw"], at1["t5"], at1["rope"]) + 0.08
 assert growth("rope", 2) < growth("sinusoidal", 2) - 0.3  # RoPE degrades less at 2x than sinusoidal
 assert growth("rope", 4) > 0.5  # ... but it does degrade at 4x
-assert rows["rope+ntk"][str(2 * L)] < at1["rope"] and rows["rope+ntk"][str(4 * L)] < rows["rope"][str(4 * L)] - 0.3
+assert abs(rows["rope+ntk"][str(2 * L)] - at1["rope"]) < 0.05  # no difference: inside one seed's noise
+assert rows["rope+ntk"][str(4 * L)] < rows["rope"][str(4 * L)] - 0.5 and growth("rope+ntk", 4) > 0.2
 assert rows["rope+pi"][str(2 * L)] > rows["rope"][str(2 * L)] + 0.3  # interpolation without fine-tuning hurts
 assert at1["nope"] > max(at1[n] for n in ROWS if n != "nope") + 0.3 and abs(growth("nope", 4)) < 0.1
 assert at1["alibi"] > at1["rope"] + 0.05
@@ -517,6 +522,12 @@ interact(_explore, position=IntSlider(12, 0, 255, description="position"),
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Build positions as a column `(seq_len, 1)` and frequencies as a row `(d_model / 2,)`: broadcasting gives every angle; fill the even columns with the sines and the odd ones with the cosines.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-03-sinusoidal
 # :class: dropdown
 # ```
@@ -539,7 +550,7 @@ def my_sinusoidal(seq_len, d_model):
 
 # %%
 check_function(my_sinusoidal, [((8, 4), sinusoidal_encoding(8, 4)), ((50, 16), sinusoidal_encoding(50, 16)),
-                               ((3, 64), sinusoidal_encoding(3, 64))])
+                               ((3, 64), sinusoidal_encoding(3, 64))], forbid=[sinusoidal_encoding])
 
 # %% [markdown]
 # ```{exercise-start}
@@ -553,6 +564,12 @@ check_function(my_sinusoidal, [((8, 4), sinusoidal_encoding(8, 4)), ((50, 16), s
 # (its 1st, 3rd, 5th, ...).
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Write a helper for the power-of-two case first. For other counts, find the largest power of two below, then take the odd-numbered slopes (`[0::2]`) of the sequence for twice that many heads.
 # ```
 
 # %% [markdown]
@@ -581,7 +598,8 @@ def my_alibi_slopes(num_heads):
 # ```
 
 # %%
-check_function(my_alibi_slopes, [((n,), alibi_slopes(n)) for n in (1, 4, 6, 8, 12, 20)], rtol=1e-6)
+check_function(my_alibi_slopes, [((n,), alibi_slopes(n)) for n in (1, 4, 6, 8, 12, 20)], rtol=1e-6,
+               forbid=[alibi_slopes])
 
 # %% [markdown]
 # ```{exercise-start}
@@ -595,6 +613,12 @@ check_function(my_alibi_slopes, [((n,), alibi_slopes(n)) for n in (1, 4, 6, 8, 1
 # `roadmap_lib.rope`.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Slice the even and odd features with `0::2` and `1::2`; the angles form a `(seq, dim/2)` table that broadcasts over batch and heads. Write the results into a new tensor, not into `x`.
 # ```
 
 # %% [markdown]
@@ -642,6 +666,12 @@ check_function(my_rope_interleaved, _cases)
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Set $b'^{-(d-2)/d} = b^{-(d-2)/d} / s$ and solve for $b'$: raise both sides to the power $-d/(d-2)$.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-03-ntk
 # :class: dropdown
 # ```
@@ -659,10 +689,12 @@ def ntk_base(base, dim, factor):
 # ```
 
 # %%
+check_function(ntk_base, [((b, d, s), ntk_scaled_base(b, d, s)) for b, d, s in
+                          ((10000.0, 64, 8.0), (10000.0, 128, 4.0), (500000.0, 16, 2.0))],
+               rtol=1e-9, forbid=[ntk_scaled_base])
 _b = ntk_base(10000.0, 64, 8.0)
 _slow = lambda b: b ** (-62 / 64)
 check_close(_slow(10000.0) / _slow(_b), 8.0, name="how many times slower the slowest pair turns", rtol=1e-6)
-check_close(_b, ntk_scaled_base(10000.0, 64, 8.0), name="ntk_base(10000, 64, 8)", rtol=1e-9)
 
 
 # %% [markdown]

@@ -341,6 +341,12 @@ interact(explore, index=Dropdown(options=[(r["src"][:60], i) for i, r in enumera
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Three cases in order: the empty hypothesis first (it would divide by zero), then long-enough hypotheses, then the exponential.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-05-brevity
 # :class: dropdown
 # ```
@@ -376,6 +382,12 @@ check_function(brevity_penalty, cases)
 # You may use `roadmap_lib.metrics.ngrams(tokens, n)`, which returns a `Counter` of $n$-gram tuples.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Count the hypothesis's $n$-grams and the reference's; each hypothesis $n$-gram contributes the smaller of its two counts.
 # ```
 
 # %% [markdown]
@@ -416,6 +428,12 @@ check_function(clipped_matches, cases)
 # are imported above.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Both tensors have the same width, one more than the longest target: the input adds `BOS` in front, the output adds `EOS` at the back. Pad each row to that width with its own padding value.
 # ```
 
 # %% [markdown]

@@ -406,6 +406,12 @@ def explore(temperature, top_k, top_p):
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# The targets are the ids shifted by one, `ids[:, 1:]`; `gather` picks each target's log-probability from the last dimension.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-07-loss
 # :class: dropdown
 # ```
@@ -443,6 +449,12 @@ check_close(got, expected, name="causal_lm_loss", atol=1e-5)
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Sort each row, accumulate the probabilities, and remove a token when the mass *before* it already reaches `p`; then scatter the decision back to the original order.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-07-top-p
 # :class: dropdown
 # ```
@@ -467,7 +479,7 @@ def my_top_p(logits, p):
 g = torch.Generator().manual_seed(0)
 cases = [((torch.randn(3, 20, generator=g) * 2, p), None) for p in (0.3, 0.7, 0.95)]
 cases = [((x, p), top_p_filter(x, p)) for (x, p), _ in cases]
-check_function(my_top_p, cases)
+check_function(my_top_p, cases, forbid=[top_p_filter])
 
 # %% [markdown]
 # ```{exercise-start}
@@ -480,6 +492,12 @@ check_function(my_top_p, cases)
 # projections with their biases, and the final LayerNorm.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Count one block: two LayerNorms (a weight and a bias each), four $d \times d$ projections with biases, and the two MLP matrices $d \times 4d$ and $4d \times d$ with their biases. The tied head adds nothing.
 # ```
 
 # %% [markdown]
@@ -520,6 +538,12 @@ check_function(
 # `softmax(logits / temperature)` with `torch.multinomial(..., generator=generator)`.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Divide the logits by the temperature before the softmax; `torch.multinomial(probs, 1, generator=...)` returns a `(batch, 1)` tensor.
 # ```
 
 # %% [markdown]

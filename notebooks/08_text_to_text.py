@@ -423,6 +423,12 @@ interact(corrupt_and_fill,
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Read the target first: collect the words after each sentinel into a dict keyed by the sentinel. Then walk the noisy input and expand each sentinel.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-08-rebuild
 # :class: dropdown
 # ```
@@ -464,6 +470,12 @@ check_equal(rebuild, cases)
 # `words[start]` (or at the end when `start == len(words)`).
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Keep a cursor into `words`: copy up to the span's start, add one `"<mask>"`, and jump the cursor past the span's length (which may be 0).
 # ```
 
 # %% [markdown]
@@ -511,6 +523,12 @@ check_equal(infill, [
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Handle the sign first (the offset for positive distances), then work with $|d|$: small distances are their own bucket, larger ones go through the log formula and are clamped to the half's last bucket.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-08-bucket
 # :class: dropdown
 # ```
@@ -537,4 +555,4 @@ def bucket(rel, num_buckets, max_distance):
 # %%
 rel = torch.arange(-150, 151)
 check_function(bucket, [((rel, b, d), t5_relative_position_bucket(rel, True, b, d))
-                        for b, d in [(16, 32), (32, 128), (8, 20)]])
+                        for b, d in [(16, 32), (32, 128), (8, 20)]], forbid=[t5_relative_position_bucket])

@@ -636,6 +636,12 @@ assert 0.12 < min(flat) and max(flat) < 0.42
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Update the state before reading it: $S$ gains the outer product $\phi(k_t) v_t^\top$ and $z$ gains $\phi(k_t)$; then the output is a ratio of two contractions with $\phi(q_t)$.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-12-linear-step
 # :class: dropdown
 # ```
@@ -693,6 +699,12 @@ check_function(run_steps, cases, name="linear_step, run over the sequence", atol
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# For (a), query $i$ sees $\min(i + 1, 64)$ keys. For (b), count how many key blocks each query block touches: the window of 64 reaches back into at most two earlier blocks of 32.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-12-pairs
 # :class: dropdown
 # ```
@@ -738,6 +750,12 @@ check_close(predicted_pairs["computed"], computed_pairs, name="computed pairs", 
 # transformers' `load_balancing_loss_func`.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# $f_i$ counts choices, so it can be built with `index_add_` over the flattened top-$k$ indices; $P_i$ is the column mean of the softmax. Do not forget the factor $E$.
 # ```
 
 # %% [markdown]

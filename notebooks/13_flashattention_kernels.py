@@ -467,6 +467,12 @@ interact(show_step, step=IntSlider(value=1, min=1, max=5, description="tiles see
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Start from the loop of `tiled_attention_forward`. The only change: the key loop's upper limit for the query block starting at `start_m` is the end of that block (still masking inside the diagonal tile).
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-13-causal-skip
 # :class: dropdown
 # ```
@@ -526,6 +532,12 @@ check_true(tiles_ex == needed,
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Rescale both partial sums to the common maximum $m = \max(m_1, m_2)$ before adding them.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-13-merge
 # :class: dropdown
 # ```
@@ -559,6 +571,12 @@ check_tensor(m_merged + torch.log(l_merged), torch.logsumexp(xm, -1), name="merg
 # $\Delta_i = dO_i\cdot O_i$.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Recompute $P$ and $O$ from the inputs. $dV = P^\top dO$; $dP = dO\,V^\top$; $dS = P \circ (dP - \Delta)$ with $\Delta$ a column; the scale appears in $dQ$ and $dK$.
 # ```
 
 # %% [markdown]
@@ -603,6 +621,12 @@ for name, g, e in zip(("dq", "dk", "dv"), got, expected):
 # tile, never past `n`). Check yourself against `flash_attention_traffic`.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Loop over the query blocks: block `start_m` reads keys and values from 0 to `min(n, start_m + block_m)`, $d$ elements per row, twice (keys and values).
 # ```
 
 # %% [markdown]

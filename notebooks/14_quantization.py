@@ -609,6 +609,12 @@ assert ms["llm-int8"] > 2 * ms["fp32"] and ms["int8-rtn-int8pack"] > 10 * ms["fp
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Reshape to `(out, in // group_size, group_size)` so that every group is a row of the last dimension; compute `lo`, `hi`, scales and zero points with `amin`/`amax` there, then the codes, and reshape back.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-14-zeropoint
 # :class: dropdown
 # ```
@@ -666,6 +672,12 @@ for shape, bits_, group in [((8, 64), 4, 32), ((16, 128), 8, 128), ((4, 96), 3, 
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Two 4-bit codes share a byte (and 3-bit codes still take a nibble each). Then count the extra tensors per format: one float32 scale per group, or for NF4 one byte per block of 64 plus the second-level scales and one offset. The bias is float32 in all three.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-14-bytes
 # :class: dropdown
 # ```
@@ -720,6 +732,12 @@ for fmt, n in measured_bytes.items():
 # dequantised weight $\hat W$ `(out, in)`.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Compute the scales once from the original weight; the loop changes `W` in place to the right of column $j$, so work on a copy. The error divided by $U_{jj}$ times the row $U_{j, j:}$ is the update.
 # ```
 
 # %% [markdown]

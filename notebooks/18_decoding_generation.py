@@ -495,6 +495,12 @@ def explore(temperature, top_k, top_p, min_p, typical_p, repetition_penalty):
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Look back at the temperature frontier of section 3: where was distinct-2 at low temperature, and where does it stop rising?
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-18-distinct
 # :class: dropdown
 # ```
@@ -542,6 +548,12 @@ for t in (0.5, 1.5):
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# The threshold is per row: `min_p` times that row's largest probability. Use `masked_fill` on a copy, not an in-place write.
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-18-minp
 # :class: dropdown
 # ```
@@ -568,7 +580,7 @@ cases = []
 for p in (0.05, 0.2, 0.5, 0.9):
     x = torch.randn(4, 138, generator=gen) * 3
     cases.append(((x, p), MinP(p)(None, x)))
-check_function(my_min_p, cases)
+check_function(my_min_p, cases, forbid=[MinP])
 
 # %% [markdown]
 # ```{exercise-start}
@@ -582,6 +594,12 @@ check_function(my_min_p, cases)
 # string `dd:dd.` and then lets the model write 32 constrained times.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Hours need two alternatives, told apart by their first digit; minutes only restrict their first digit. Escape the full stop.
 # ```
 
 # %% [markdown]

@@ -412,6 +412,12 @@ interact(explore, beta=FloatLogSlider(value=0.1, base=10, min=-2, max=0, step=0.
 # ```
 
 # %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# The margin is β times the difference of the two log-ratios (policy minus reference), chosen minus rejected; the loss is the mean of $-\log\sigma$(margin).
+# ```
+
+# %% [markdown]
 # ```{solution-start} ex-19-implicit
 # :class: dropdown
 # ```
@@ -437,7 +443,7 @@ cases = []
 for beta in (0.1, 0.5):
     pc, pr, rc, rr = (-20 + 5 * torch.randn(8, generator=gen, dtype=torch.float64) for _ in range(4))
     cases.append(((pc, pr, rc, rr, beta), dpo_loss(pc, pr, rc, rr, beta=beta)))
-check_function(my_dpo_loss, cases, name="my_dpo_loss")
+check_function(my_dpo_loss, cases, name="my_dpo_loss", forbid=[dpo_loss])
 
 # %% [markdown]
 # ```{exercise-start}
@@ -450,6 +456,12 @@ check_function(my_dpo_loss, cases, name="my_dpo_loss")
 # group, but not on the sample itself?
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# The mean of the *other* samples is the row sum minus the sample itself, divided by $k - 1$; broadcasting with `keepdim=True` does it for every sample at once.
 # ```
 
 # %% [markdown]
@@ -477,7 +489,7 @@ def leave_one_out(rewards):
 # %%
 gen = torch.Generator().manual_seed(1)
 cases = [((r,), rloo_advantages(r)) for r in (torch.randn(3, 4, generator=gen), torch.randn(5, 2, generator=gen))]
-check_function(leave_one_out, cases, name="leave_one_out")
+check_function(leave_one_out, cases, name="leave_one_out", forbid=[rloo_advantages])
 
 # %% [markdown]
 # ```{exercise-start}
@@ -492,6 +504,12 @@ check_function(leave_one_out, cases, name="leave_one_out")
 # `larger_kl_beta` to `0.02` or `0.5`.
 #
 # ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# β multiplies the KL term in the objective DPO is derived from: a smaller β makes staying close to the reference cheaper or more expensive?
 # ```
 
 # %% [markdown]

@@ -128,6 +128,12 @@ def test_exercises_are_well_formed(py):
     assert titles == [f"{number}.{k}" for k in range(1, len(labels) + 1)], \
         f"{py.name}: exercise titles must read 'Exercise {number}.1', '{number}.2', ... in order; got {titles}"
     assert all(label.startswith(f"ex-{number}-") for label in labels), f"{py.name}: labels are ex-{number}-name"
+    # A hint (a dropdown admonition) between each exercise's prompt and its solution: a student who
+    # is stuck opens the hint before the answer (CONTRIBUTING.md, "Exercises").
+    for label in labels:
+        between = md.split(f":label: {label}\n", 1)[1].split(f"{{solution-start}} {label}", 1)[0]
+        assert re.search(r"```\{admonition\} Hint\s*\n:class: dropdown\n", between), \
+            f"{py.name}: exercise {label} needs a dropdown hint (an admonition titled Hint) before its solution"
 
 
 def test_config_files_parse():

@@ -17,7 +17,10 @@ Context extension (evaluating past the training length) changes the angles:
 - ``"ntk"``: NTK-aware scaling: the base grows to ``base · factor^(d/(d-2))``, which stretches the
   slow (low-frequency) pairs about ``factor`` times and leaves the fast ones almost untouched;
 - ``"dynamic_ntk"``: the NTK base chosen from the current length (as transformers' "dynamic");
-- ``"llama3"``: Llama 3's per-frequency blend of interpolated and original frequencies.
+- ``"llama3"``: Llama 3's per-frequency blend of interpolated and original frequencies;
+- ``"yarn"``: YaRN (Peng et al. 2023): pairs that turn fewer than ``beta_slow`` times over the
+  trained length are interpolated, pairs that turn more than ``beta_fast`` times are kept, a linear
+  ramp in between; and cos/sin are multiplied by ``0.1·ln(factor) + 1`` ("attention temperature").
 
 Shapes: ``x`` is ``(batch, heads, seq, dim)``; ``cos``/``sin`` are ``(seq, dim)`` or
 ``(batch, seq, dim)`` and broadcast over heads.
@@ -32,7 +35,7 @@ import torch
 from torch import nn
 
 CONVENTIONS = ("half", "interleaved")
-SCALINGS = (None, "linear", "ntk", "dynamic_ntk", "llama3")
+SCALINGS = (None, "linear", "ntk", "dynamic_ntk", "llama3", "yarn")
 
 
 def _check_dim(dim: object, name: str = "dim") -> int:
@@ -85,6 +88,47 @@ def llama3_inv_freq(
     return (1 - smooth) * inv_freq / factor + smooth * inv_freq
 
 
+def yarn_attention_factor(factor: float) -> float:
+    """YaRN's cos/sin multiplier ``0.1·ln(factor) + 1`` (1 for ``factor <= 1``): it sharpens the
+    softmax, which interpolation otherwise flattens."""
+    return 1.0 if factor <= 1 else 0.1 * math.log(factor) + 1.0
+
+
+def yarn_inv_freq(
+    dim: int,
+    base: float,
+    factor: float,
+    original_max_position: int,
+    beta_fast: float = 32.0,
+    beta_slow: float = 1.0,
+    truncate: bool = True,
+) -> torch.Tensor:
+    """YaRN's ``dim/2`` rotation speeds ("NTK-by-parts").
+
+    Pair ``i`` completes ``original_max_position·θ_i / 2π`` turns over the trained length. Pairs
+    with more than ``beta_fast`` turns keep ``θ_i`` (they never saw a new angle), pairs with fewer
+    than ``beta_slow`` turns are interpolated to ``θ_i / factor``, and the ramp between is linear in
+    the pair index (bounds floored/ceiled when ``truncate``, as in the reference code).
+    """
+    _check_dim(dim)
+    if not original_max_position or original_max_position < 1:
+        raise ValueError(f"original_max_position: expected the trained length >= 1, got {original_max_position}")
+
+    def pair_with_turns(turns: float) -> float:  # the (fractional) pair index that makes `turns` turns
+        return dim * math.log(original_max_position / (turns * 2 * math.pi)) / (2 * math.log(base))
+
+    low, high = pair_with_turns(beta_fast), pair_with_turns(beta_slow)
+    if truncate:
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001  # avoid dividing by zero, as the reference does
+    ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)
+    keep = 1 - ramp  # 1: keep the original speed, 0: interpolate
+    inv_freq = rope_inv_freq(dim, base)
+    return inv_freq / factor * (1 - keep) + inv_freq * keep
+
+
 @dataclass
 class RoPEConfig:
     dim: int  # rotated features per head (even)
@@ -95,6 +139,9 @@ class RoPEConfig:
     original_max_position: int | None = None  # trained length; needed by "dynamic_ntk" and "llama3"
     low_freq_factor: float = 1.0  # llama3 only
     high_freq_factor: float = 4.0  # llama3 only
+    beta_fast: float = 32.0  # yarn only: pairs with more turns than this keep their speed
+    beta_slow: float = 1.0  # yarn only: pairs with fewer turns than this are interpolated
+    attention_factor: float | None = None  # yarn only: None -> 0.1·ln(factor) + 1
 
     def __post_init__(self) -> None:
         _check_dim(self.dim, "dim")
@@ -103,7 +150,7 @@ class RoPEConfig:
             raise ValueError(f"scaling: expected one of {SCALINGS}, got {self.scaling!r}")
         if not self.factor >= 1.0:
             raise ValueError(f"factor: expected a context-extension factor >= 1, got {self.factor}")
-        if self.scaling in ("dynamic_ntk", "llama3") and not self.original_max_position:
+        if self.scaling in ("dynamic_ntk", "llama3", "yarn") and not self.original_max_position:
             raise ValueError(
                 f"original_max_position: scaling={self.scaling!r} needs the trained length, got {self.original_max_position}"
             )
@@ -127,7 +174,11 @@ def rope_angles(positions: torch.Tensor, config: RoPEConfig) -> torch.Tensor:
         seq_len = max(int(positions.max().item()) + 1, config.original_max_position)
         ratio = config.factor * seq_len / config.original_max_position - (config.factor - 1)
         base = base * ratio ** (config.dim / (config.dim - 2))
-    inv_freq = rope_inv_freq(config.dim, base)
+    if s == "yarn":
+        inv_freq = yarn_inv_freq(config.dim, base, config.factor, config.original_max_position,
+                                 config.beta_fast, config.beta_slow)
+    else:
+        inv_freq = rope_inv_freq(config.dim, base)
     if s == "linear":
         inv_freq = inv_freq / config.factor
     elif s == "llama3":
@@ -142,13 +193,21 @@ def rope_angles(positions: torch.Tensor, config: RoPEConfig) -> torch.Tensor:
 
 
 def rope_cos_sin(positions: torch.Tensor, config: RoPEConfig, dtype: torch.dtype = torch.float32):
-    """``(cos, sin)``, each ``(..., seq, dim)``, laid out for ``config.convention``."""
+    """``(cos, sin)``, each ``(..., seq, dim)``, laid out for ``config.convention``.
+
+    With ``scaling="yarn"`` both are multiplied by the attention factor (as transformers does), so
+    every q·k score grows by its square."""
     angles = rope_angles(positions, config)
     if config.convention == "half":
         angles = torch.cat((angles, angles), dim=-1)
     else:
         angles = angles.repeat_interleave(2, dim=-1)
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+    cos, sin = angles.cos(), angles.sin()
+    if config.scaling == "yarn":
+        a = config.attention_factor
+        a = yarn_attention_factor(config.factor) if a is None else a
+        cos, sin = cos * a, sin * a
+    return cos.to(dtype), sin.to(dtype)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -253,4 +312,6 @@ __all__ = [
     "rope_inv_freq",
     "rotate_half",
     "rotate_interleaved",
+    "yarn_attention_factor",
+    "yarn_inv_freq",
 ]

@@ -180,7 +180,7 @@ def test_alibi_bias_is_zero_on_diagonal_and_decreasing():
     [
         (lambda: RoPEConfig(7), r"dim: .*even.*got 7"),
         (lambda: RoPEConfig(8, convention="gptj"), r"convention: expected one of .*got 'gptj'"),
-        (lambda: RoPEConfig(8, scaling="yarn"), r"scaling: expected one of .*got 'yarn'"),
+        (lambda: RoPEConfig(8, scaling="longrope"), r"scaling: expected one of .*got 'longrope'"),
         (lambda: RoPEConfig(8, scaling="linear", factor=0.5), r"factor: expected .*>= 1, got 0.5"),
         (lambda: RoPEConfig(8, scaling="llama3", factor=4.0), r"original_max_position: .*got None"),
         (

@@ -66,7 +66,7 @@ CHAPTERS: dict[str, tuple[str, str, int, tuple[str, ...]]] = {
     "14": ("quantization", "Quantization", 5, ("04", "07")),
     "15": ("inference_optimization", "Inference optimization", 5, ("04", "07")),
     "16": ("peft_lora_qlora", "PEFT: LoRA & QLoRA", 6, ("05", "07", "14")),
-    "17": ("llmops", "LLMOps", 6, ("10",)),
+    "17": ("llmops", "LLMOps", 6, ("05", "07", "15", "16")),
     "18": ("decoding_generation", "Decoding & generation", 7, ("04", "07")),
     "19": ("alignment", "Alignment", 8, ("04", "07", "18")),
     "20": ("responsible_ai", "Responsible AI", 8, ("06", "07", "18")),

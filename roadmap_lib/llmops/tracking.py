@@ -1,0 +1,98 @@
+"""Experiment tracking with MLflow (chapter 17), on a local SQLite store, never a server.
+
+:class:`LocalTracking` opens (or creates) ``<root>/mlflow.db`` and ``<root>/artifacts`` and talks
+to them through one ``mlflow.MlflowClient``: nothing global is set (no ``mlflow.set_tracking_uri``,
+no environment variable), so two stores can be open at once and closing one leaves no trace.
+:meth:`LocalTracking.log_run` writes a finished run in one go (parameters, final metrics, a metric's
+history by step, files as artifacts); :meth:`LocalTracking.best_run` asks the store, with
+``search_runs``, for the run with the best value of a metric.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+
+#: ``log_batch`` accepts at most 1000 metrics per call (MLflow's limit).
+_BATCH = 1000
+
+
+class LocalTracking:
+    """An MLflow tracking store in the folder ``root`` (created if missing)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.uri = f"sqlite:///{self.root / 'mlflow.db'}"
+        self.client = MlflowClient(tracking_uri=self.uri)
+
+    def experiment(self, name: str) -> str:
+        """The id of experiment ``name``, created (artifacts under ``root/artifacts/name``) if new."""
+        if not name or not isinstance(name, str):
+            raise ValueError(f"name: expected a non-empty experiment name, got {name!r}")
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        return self.client.create_experiment(name, artifact_location=(self.root / "artifacts" / name).as_uri())
+
+    def log_run(self, experiment_id: str, run_name: str, *, params: Mapping[str, object] | None = None,
+                metrics: Mapping[str, float] | None = None,
+                history: Mapping[str, Iterable[tuple[int, float]]] | None = None,
+                artifacts: Iterable[str | Path] = (), tags: Mapping[str, str] | None = None) -> str:
+        """Log one finished run; return its id. ``params`` are stored as strings (MLflow's rule);
+        ``metrics`` are final values (step 0); ``history`` maps a metric name to ``(step, value)``
+        pairs; ``artifacts`` are local files copied into the run's artifact folder."""
+        now = int(time.time() * 1000)
+        run = self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
+        run_id = run.info.run_id
+        try:
+            entries = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
+            for key, pairs in (history or {}).items():
+                entries += [Metric(key, float(v), now, int(s)) for s, v in pairs]
+            param_list = [Param(k, str(v)) for k, v in (params or {}).items()]
+            self.client.log_batch(run_id, metrics=entries[:_BATCH], params=param_list,
+                                  tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
+            for start in range(_BATCH, len(entries), _BATCH):
+                self.client.log_batch(run_id, metrics=entries[start:start + _BATCH])
+            for path in artifacts:
+                path = Path(path)
+                if not path.is_file():
+                    raise FileNotFoundError(f"artifacts: {path} is not a file")
+                self.client.log_artifact(run_id, str(path))
+        except BaseException:
+            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+            raise
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+        return run_id
+
+    def runs(self, experiment_id: str, filter_string: str = "", order_by: list[str] | None = None) -> list:
+        """Every run of the experiment matching ``filter_string`` (MLflow's search syntax, e.g.
+        ``"params.method = 'replay'"``), as ``mlflow.entities.Run`` objects."""
+        return list(self.client.search_runs([experiment_id], filter_string=filter_string,
+                                            order_by=order_by, max_results=1000))
+
+    def best_run(self, experiment_id: str, metric: str, *, lower_is_better: bool = True,
+                 filter_string: str = ""):
+        """The run with the lowest (or highest) final ``metric``, found by the store's
+        ``search_runs`` ordering. Raises ``LookupError`` when no run has the metric."""
+        order = f"metrics.`{metric}` {'ASC' if lower_is_better else 'DESC'}"
+        runs = self.client.search_runs([experiment_id], filter_string=filter_string, order_by=[order],
+                                       max_results=1000)
+        runs = [r for r in runs if metric in r.data.metrics]
+        if not runs:
+            raise LookupError(f"metric: no run of experiment {experiment_id} logged {metric!r}")
+        return runs[0]
+
+    def history(self, run_id: str, metric: str) -> list[tuple[int, float]]:
+        """``(step, value)`` pairs of a metric, in step order."""
+        return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, metric))
+
+    def artifact_names(self, run_id: str) -> list[str]:
+        return sorted(f.path for f in self.client.list_artifacts(run_id))
+
+
+__all__ = ["LocalTracking"]

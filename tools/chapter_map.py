@@ -73,7 +73,7 @@ CHAPTERS: dict[str, tuple[str, str, int, tuple[str, ...]]] = {
     "21": ("evaluation", "Evaluation", 9, ("05", "07", "14", "15")),
     "22": ("applications", "Applications", 10, ("08", "21")),
     "23": ("long_context_rag", "Long context & RAG", 10, ("03", "04", "07", "13")),
-    "24": ("multimodal", "Multimodal", 11, ("06",)),
+    "24": ("multimodal", "Multimodal", 11, ("02", "04", "06")),
     "25": ("multilingual_economics_frontiers", "Multilingual,\neconomics, frontiers", 11, ("02", "07", "09", "15", "18")),
     "26": ("deployment", "Deployment", 12, ("14", "15")),
 }

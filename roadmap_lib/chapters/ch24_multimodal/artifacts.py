@@ -1,0 +1,163 @@
+"""Chapter 24's shipped results: three experiments, three seeds each, with their seed-0 checkpoints.
+
+- ``python -m roadmap_lib build multimodal-vit-digits``: ``24_vit_digits.json`` (test accuracy of
+  the digits ViT and of a CNN of the same size, 3 seeds of 300 steps, loss every 10th step) and
+  ``24_vit_digits.safetensors`` (the ViT of seed 0, about 18k parameters);
+- ``python -m roadmap_lib build multimodal-clip``: ``24_clip_scenes.json`` (for 3 CLIP seeds of 300
+  steps: zero-shot accuracy and retrieval recall on seen and held-out layouts) and
+  ``24_clip_scenes.safetensors`` (the CLIP of seed 0);
+- ``python -m roadmap_lib build multimodal-sounds``: ``24_sounds.json`` (test accuracy of the
+  spectrogram ViT and of the bag-of-frames baseline, 3 seeds of 400 steps, confusion matrices of
+  seed 0) and ``24_vit_sounds.safetensors`` (the spectrogram ViT of seed 0).
+
+Each ``verify`` reloads its checkpoint and re-measures the seed-0 numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from roadmap_lib import DATA_DIR
+from roadmap_lib.checkpoint import load_model, save_model
+from roadmap_lib.fileio import atomic_write_text
+from roadmap_lib.models.clip import CLIP
+from roadmap_lib.models.vit import ViTForImageClassification
+from roadmap_lib.vision import scene_pairs
+from roadmap_lib.zoo import Artifact, check
+
+from .experiments import (
+    AUDIO_VIT,
+    VIT_DIGITS,
+    accuracy,
+    audio_experiment,
+    caption_tokenizer,
+    clip_config,
+    digits_split,
+    held_out_pairs,
+    retrieval,
+    sound_data,
+    train_clip,
+    vit_vs_cnn,
+    zero_shot,
+)
+
+DIGITS, CLIP_NAME, SOUNDS = "multimodal-vit-digits", "multimodal-clip", "multimodal-sounds"
+DIGITS_JSON, VIT_CKPT = "24_vit_digits.json", "24_vit_digits.safetensors"
+CLIP_JSON, CLIP_CKPT = "24_clip_scenes.json", "24_clip_scenes.safetensors"
+SOUNDS_JSON, AUDIO_CKPT = "24_sounds.json", "24_vit_sounds.safetensors"
+_OWNER = {DIGITS_JSON: DIGITS, CLIP_JSON: CLIP_NAME, SOUNDS_JSON: SOUNDS}
+SEEDS = (0, 1, 2)
+STEPS, AUDIO_STEPS = 300, 400
+#: Accuracies are over a few hundred fixed examples: equal on one machine; the margin covers a
+#: last-bit change of a logit on another BLAS flipping a near-tie.
+TOL = 0.01
+
+
+def _root(root: Path | None) -> Path:
+    return Path(root) if root is not None else DATA_DIR
+
+
+def seen_pairs() -> list:
+    held = held_out_pairs()
+    return [p for p in scene_pairs() if p not in held]
+
+
+def clip_metrics(model: CLIP) -> dict:
+    return {"zero_shot_seen": zero_shot(model, seen_pairs()), "zero_shot_held_out": zero_shot(model, held_out_pairs()),
+            "retrieval_seen": retrieval(model, seen_pairs()), "retrieval_held_out": retrieval(model, held_out_pairs())}
+
+
+def load_results(name: str, root: Path | None = None) -> dict:
+    """One of the recorded results files: DIGITS_JSON, CLIP_JSON or SOUNDS_JSON."""
+    if name not in _OWNER:
+        raise ValueError(f"name: expected one of {sorted(_OWNER)}, got {name!r}")
+    path = _root(root) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not built: run `python -m roadmap_lib build {_OWNER[name]}`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_vit(root: Path | None = None) -> ViTForImageClassification:
+    model = ViTForImageClassification(VIT_DIGITS)
+    load_model(model, _root(root) / VIT_CKPT)
+    return model.eval()
+
+
+def load_clip(root: Path | None = None) -> CLIP:
+    model = CLIP(clip_config(caption_tokenizer().vocab_size))
+    load_model(model, _root(root) / CLIP_CKPT)
+    return model.eval()
+
+
+def load_audio_vit(root: Path | None = None) -> ViTForImageClassification:
+    model = ViTForImageClassification(AUDIO_VIT)
+    load_model(model, _root(root) / AUDIO_CKPT)
+    return model.eval()
+
+
+def _write(root: Path, name: str, results: dict, t0: float) -> None:
+    results = {"command": f"python -m roadmap_lib build {_OWNER[name]}", **results,
+               "build_seconds": round(time.time() - t0, 1)}
+    atomic_write_text(root / name, json.dumps(results, indent=1) + "\n")
+
+
+def build_digits(root: Path) -> None:
+    t0 = time.time()
+    sweep = vit_vs_cnn(SEEDS, steps=STEPS)
+    save_model(sweep["vit_model"], root / VIT_CKPT, config=VIT_DIGITS.to_dict())
+    _write(root, DIGITS_JSON, {"seeds": list(SEEDS), "steps": STEPS, "vit": sweep["vit"], "cnn": sweep["cnn"],
+                               "vit_params": sweep["vit_params"], "cnn_params": sweep["cnn_params"],
+                               "logs": {k: [r["loss"] for r in v][::10] for k, v in sweep["logs"].items()}}, t0)
+
+
+def verify_digits(root: Path):
+    _, _, xte, yte = digits_split()
+    return [check("digits ViT seed 0 test accuracy", accuracy(load_vit(root), xte, yte),
+                  load_results(DIGITS_JSON, root)["vit"][0], TOL)]
+
+
+def build_clip(root: Path) -> None:
+    t0 = time.time()
+    runs = []
+    for seed in SEEDS:
+        model, log = train_clip(steps=STEPS, seed=seed)
+        runs.append({"seed": seed, **clip_metrics(model), "loss": [r["loss"] for r in log][::10],
+                     "final_scale": log[-1]["scale"]})
+        if seed == SEEDS[0]:
+            save_model(model, root / CLIP_CKPT)
+    _write(root, CLIP_JSON, {"seeds": list(SEEDS), "steps": STEPS, "runs": runs}, t0)
+
+
+def verify_clip(root: Path):
+    got, want = clip_metrics(load_clip(root)), load_results(CLIP_JSON, root)["runs"][0]
+    return [check(f"CLIP seed 0 {key} {metric}", got[key][metric], want[key][metric], TOL)
+            for key, metric in (("zero_shot_seen", "accuracy"), ("zero_shot_held_out", "accuracy"),
+                                ("zero_shot_held_out", "swapped"), ("retrieval_held_out", "image->text R@1"),
+                                ("retrieval_seen", "text->image R@1"))]
+
+
+def build_sounds(root: Path) -> None:
+    t0 = time.time()
+    audio = audio_experiment(SEEDS, steps=AUDIO_STEPS)
+    save_model(audio.pop("vit_model"), root / AUDIO_CKPT, config=AUDIO_VIT.to_dict())
+    audio.pop("bag_model")
+    _write(root, SOUNDS_JSON, {"seeds": list(SEEDS), "steps": AUDIO_STEPS, **audio}, t0)
+
+
+def verify_sounds(root: Path):
+    d = sound_data()
+    return [check("sounds ViT seed 0 test accuracy", accuracy(load_audio_vit(root), d["x_test"], d["y_test"]),
+                  load_results(SOUNDS_JSON, root)["vit"][0], TOL)]
+
+
+ARTIFACTS = [
+    Artifact(DIGITS, "24", "chapter 24: a ViT and a CNN of the same size on the 8x8 digits, 3 seeds; "
+             "the seed-0 ViT", (DIGITS_JSON, VIT_CKPT), build_digits, verify_digits),
+    Artifact(CLIP_NAME, "24", "chapter 24: CLIP on generated two-shape scenes, 3 seeds, zero-shot and "
+             "retrieval on seen and held-out layouts; the seed-0 model", (CLIP_JSON, CLIP_CKPT), build_clip,
+             verify_clip),
+    Artifact(SOUNDS, "24", "chapter 24: a spectrogram ViT and a bag-of-frames baseline on generated "
+             "sounds, 3 seeds; the seed-0 ViT", (SOUNDS_JSON, AUDIO_CKPT), build_sounds, verify_sounds),
+]

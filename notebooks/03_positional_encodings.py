@@ -462,7 +462,11 @@ plt.show()
 #   the worst at 1×, although it hardly degrades with length.
 # - **ALiBi pays a little at 1×** (against RoPE) for its flat curve.
 #
-# Every one of these statements is checked below against the numbers in the table.
+# Every one of these statements is checked below against the numbers in the table. A flat mean
+# loss at 2× and 4× is not yet proof that a model *uses* the far context: the mean hides where in
+# the window the loss goes, and a model can score well by ignoring everything beyond its training
+# length. Chapter 23 measures the loss at every position for a RoPE
+# model with interpolation, NTK and YaRN scaling, three seeds each.
 
 # %%
 def growth(name, factor):

@@ -12,6 +12,12 @@ book (signed for the first moment, unsigned for the second), 2 × (1 + 4/256) by
 instead of 8. Every step dequantises, does the float32 Adam update, and quantises again. Small
 tensors (fewer than ``min_8bit_size`` values, 4096 as in bitsandbytes) keep float32 moments.
 
+``Adafactor`` (Shazeer & Stern 2018) keeps, for a matrix, only the row and column means of the
+squared gradients instead of a full second moment (``n + m`` numbers for an ``n × m`` matrix, not
+``n m``), no first moment by default, a step size *relative* to the parameter's RMS and a clip on
+the RMS of each update. It does the same operations as ``transformers.optimization.Adafactor``
+(``tests/test_optim_adafactor.py``).
+
 The schedule is linear warmup then a half cosine down to a floor, the shape GPT-style training uses.
 """
 
@@ -34,6 +40,23 @@ def _check_adam_args(lr, betas, eps, weight_decay) -> None:
         raise ValueError(f"eps: expected a float >= 0, got {eps!r}")
     if not weight_decay >= 0:
         raise ValueError(f"weight_decay: expected a float >= 0, got {weight_decay!r}")
+
+
+def _step_each(optimizer: torch.optim.Optimizer, closure=None):
+    """The shared ``step``: evaluate ``closure``, then ``optimizer._update(p, state, group)`` for
+    every parameter that has a (dense) gradient."""
+    loss = None
+    if closure is not None:
+        with torch.enable_grad():
+            loss = closure()
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise TypeError(f"{type(optimizer).__name__} does not support sparse gradients")
+            optimizer._update(p, optimizer.state[p], group)
+    return loss
 
 
 class AdamW(torch.optim.Optimizer):
@@ -66,18 +89,7 @@ class AdamW(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise TypeError(f"{type(self).__name__} does not support sparse gradients")
-                self._update(p, self.state[p], group)
-        return loss
+        return _step_each(self, closure)
 
     def _update(self, p: torch.Tensor, state: dict, group: dict) -> None:
         """One AdamW step of parameter ``p`` with its (lazily created) ``state``."""
@@ -195,6 +207,105 @@ class AdamW8bit(AdamW):
             state["exp_avg_sq"], state["exp_avg_sq_absmax"] = quantize_blockwise(v, self.unsigned_code)
 
 
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    return x.norm(2) / (x.numel() ** 0.5)
+
+
+class Adafactor(torch.optim.Optimizer):
+    r"""Adafactor: factored second moments, relative step sizes, update clipping.
+
+    For a parameter :math:`W` with gradient :math:`G` at step :math:`t` (Shazeer & Stern 2018):
+
+    .. math::
+        \hat\beta_{2t} &= 1 - t^{c} \quad (c = \text{decay\_rate} = -0.8) \\
+        R &\leftarrow \hat\beta_{2t} R + (1-\hat\beta_{2t})\,\mathrm{mean}_{cols}(G^2 + \epsilon_1)
+        \qquad C \leftarrow \hat\beta_{2t} C + (1-\hat\beta_{2t})\,\mathrm{mean}_{rows}(G^2 + \epsilon_1) \\
+        \hat V &= R C^\top / \mathrm{mean}(R) \qquad U = G / \sqrt{\hat V} \qquad
+        U \leftarrow U / \max(1, \mathrm{RMS}(U) / d) \\
+        \rho_t &= \min(10^{-2}, 1/\sqrt t) \;\text{(relative\_step)} \qquad
+        \alpha_t = \max(\epsilon_2, \mathrm{RMS}(W))\,\rho_t \;\text{(scale\_parameter)} \\
+        W &\leftarrow W - \alpha_t U
+
+    Tensors with fewer than 2 dimensions keep a full second moment. ``beta1`` (None by default)
+    adds a first moment of the clipped, scaled update; ``weight_decay`` is multiplied by the step
+    size. With ``relative_step=False`` give ``lr``; ``warmup_init`` makes :math:`\rho_t =
+    \min(10^{-6} t, 1/\sqrt t)`. Argument names and defaults are those of transformers.
+    """
+
+    def __init__(self, params: Iterable, lr: float | None = None, eps: tuple[float, float] = (1e-30, 1e-3),
+                 clip_threshold: float = 1.0, decay_rate: float = -0.8, beta1: float | None = None,
+                 weight_decay: float = 0.0, scale_parameter: bool = True, relative_step: bool = True,
+                 warmup_init: bool = False) -> None:
+        if relative_step and lr is not None:
+            raise ValueError(f"lr: expected None with relative_step=True (the step size is computed), got {lr!r}")
+        if not relative_step and not (isinstance(lr, (int, float)) and lr > 0):
+            raise ValueError(f"lr: expected a float > 0 with relative_step=False, got {lr!r}")
+        if warmup_init and not relative_step:
+            raise ValueError("warmup_init: expected False with relative_step=False, got True")
+        if beta1 is not None and not 0.0 <= beta1 < 1.0:
+            raise ValueError(f"beta1: expected None or a float in [0, 1), got {beta1!r}")
+        if not clip_threshold > 0:
+            raise ValueError(f"clip_threshold: expected a float > 0, got {clip_threshold!r}")
+        if not decay_rate < 0:
+            raise ValueError(f"decay_rate: expected a float < 0 (beta2_t = 1 - t**decay_rate), got {decay_rate!r}")
+        defaults = {"lr": lr, "eps": tuple(eps), "clip_threshold": clip_threshold, "decay_rate": decay_rate,
+                    "beta1": beta1, "weight_decay": weight_decay, "scale_parameter": scale_parameter,
+                    "relative_step": relative_step, "warmup_init": warmup_init}
+        super().__init__(params, defaults)
+
+    @staticmethod
+    def step_size(group: dict, step: int, param_rms: torch.Tensor | float) -> torch.Tensor | float:
+        """alpha_t: the relative step rho_t (or ``lr``), times max(eps_2, RMS(W)) if ``scale_parameter``."""
+        rho = group["lr"]
+        if group["relative_step"]:
+            rho = min(1e-6 * step if group["warmup_init"] else 1e-2, 1.0 / math.sqrt(step))
+        return max(group["eps"][1], param_rms) * rho if group["scale_parameter"] else rho
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        return _step_each(self, closure)
+
+    def _update(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        grad = p.grad.float()
+        factored = grad.dim() >= 2
+        if not state:
+            state["step"] = 0
+            if group["beta1"] is not None:
+                state["exp_avg"] = torch.zeros_like(grad)
+            if factored:  # R: one number per row; C: one per column
+                state["exp_avg_sq_row"] = torch.zeros(grad.shape[:-1])
+                state["exp_avg_sq_col"] = torch.zeros(grad.shape[:-2] + grad.shape[-1:])
+            else:
+                state["exp_avg_sq"] = torch.zeros_like(grad)
+        weight = p.float() if p.dtype != torch.float32 else p
+        state["step"] += 1
+        t = state["step"]
+        lr = self.step_size(group, t, _rms(weight))
+        beta2t = 1.0 - t ** group["decay_rate"]
+        sq = grad**2 + group["eps"][0]
+        if factored:
+            row, col = state["exp_avg_sq_row"], state["exp_avg_sq_col"]
+            row.mul_(beta2t).add_(sq.mean(dim=-1), alpha=1.0 - beta2t)
+            col.mul_(beta2t).add_(sq.mean(dim=-2), alpha=1.0 - beta2t)
+            # 1/sqrt(V_hat) = 1/sqrt(R_i C_j / mean(R)), computed as two rank-1 factors
+            r_factor = (row / row.mean(dim=-1, keepdim=True)).rsqrt_().unsqueeze(-1)
+            update = (r_factor * col.unsqueeze(-2).rsqrt()).mul_(grad)
+        else:
+            v = state["exp_avg_sq"]
+            v.mul_(beta2t).add_(sq, alpha=1.0 - beta2t)
+            update = v.rsqrt().mul_(grad)
+        update.div_((_rms(update) / group["clip_threshold"]).clamp_(min=1.0))  # update clipping
+        update.mul_(lr)
+        if group["beta1"] is not None:
+            state["exp_avg"].mul_(group["beta1"]).add_(update, alpha=1 - group["beta1"])
+            update = state["exp_avg"]
+        if group["weight_decay"] != 0:
+            weight.add_(weight, alpha=-group["weight_decay"] * lr)
+        weight.add_(-update)
+        if weight is not p:
+            p.copy_(weight)
+
+
 def optimizer_state_nbytes(optimizer: torch.optim.Optimizer) -> int:
     """Bytes of every tensor in ``optimizer.state`` (moments, codes, absmax, step counters)."""
     if not isinstance(optimizer, torch.optim.Optimizer):
@@ -264,6 +375,6 @@ def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
         group["lr"] = group["initial_lr"] * factor
 
 
-__all__ = ["STATE_BLOCK", "AdamW", "AdamW8bit", "clip_grad_norm", "dequantize_blockwise",
+__all__ = ["STATE_BLOCK", "Adafactor", "AdamW", "AdamW8bit", "clip_grad_norm", "dequantize_blockwise",
            "optimizer_state_nbytes", "param_groups_with_decay", "quantize_blockwise", "set_lr",
            "unsigned_dynamic_code_book", "warmup_cosine"]

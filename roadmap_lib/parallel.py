@@ -431,6 +431,66 @@ def dp_worker(rank: int, world: int, seed: int = 0, batch: int = 64, d_model: in
     return {"grad_err": err, "allreduce_bytes": sent}
 
 
+def _ddp_model(seed: int, vocab: int, context: int, d_model: int, n_layers: int) -> nn.Module:
+    from .models.gpt import GPT, GPTConfig
+
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=vocab, context_length=context, d_model=d_model, n_layers=n_layers,
+                         n_heads=4, attention_backend="sdpa"))
+
+
+def ddp_worker(rank: int, world: int, steps: int = 5, seed: int = 0, global_batch: int = 8,
+               context: int = 32, vocab: int = 65, d_model: int = 64, n_layers: int = 2,
+               lr: float = 1e-3, dtypes: tuple[str, ...] = ("float32", "float64")) -> dict:
+    """Data parallelism with the real engine: ``torch.nn.parallel.DistributedDataParallel`` on a
+    small GPT, ``steps`` AdamW steps, each rank on its ``1/world`` of every global batch (DDP
+    averages the gradients with bucketed all-reduces during the backward pass).
+
+    Rank 0 then trains the same model in one process on the whole global batches. For each dtype
+    in ``dtypes`` the result holds ``{dtype: {"losses", "sec_per_step"}}`` and on rank 0 also
+    ``"param_err"`` (largest parameter difference from the single process), ``"single_losses"``
+    and ``"single_sec_per_step"``.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    if global_batch % world:
+        raise ValueError(f"global_batch: expected a multiple of world={world}, got {global_batch}")
+    bad = [d for d in dtypes if d not in ("float32", "float64")]
+    if bad or not dtypes:
+        raise ValueError(f"dtypes: expected names among ('float32', 'float64'), got {dtypes!r}")
+    g = torch.Generator().manual_seed(seed + 1)
+    # learnable sequences (each token is the previous one + 1, from a random start) so the loss falls
+    start = torch.randint(0, vocab, (steps, global_batch, 1), generator=g)
+    data = (start + torch.arange(context + 1)) % vocab
+    part = slice(rank * global_batch // world, (rank + 1) * global_batch // world)
+
+    def run(model, rows):
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, foreach=False)
+        losses = []
+        start = time.perf_counter()
+        for batch in data:
+            x, y = batch[rows, :-1], batch[rows, 1:]
+            loss = nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())  # mean over tokens
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses, (time.perf_counter() - start) / steps
+
+    out = {}
+    for name in dtypes:
+        dtype = getattr(torch, name)
+        ddp = DistributedDataParallel(_ddp_model(seed, vocab, context, d_model, n_layers).to(dtype))
+        losses, sec = run(ddp, part)
+        out[name] = {"losses": losses, "sec_per_step": sec}
+        if rank == 0:
+            single = _ddp_model(seed, vocab, context, d_model, n_layers).to(dtype)
+            ref_losses, ref_sec = run(single, slice(None))
+            out[name].update(param_err=max(float((a - b).detach().abs().max()) for a, b in
+                                           zip(ddp.module.parameters(), single.parameters())),
+                             single_losses=ref_losses, single_sec_per_step=ref_sec)
+    return out
+
 def run_all_worker(rank: int, world: int, micro_batch_counts: tuple = (1, 2, 4, 8),
                    repeats: int = 3, **pp_kw) -> dict:
     """Data- and tensor-parallel checks and the pipeline sweep in one launch (one start-up)."""
@@ -439,6 +499,6 @@ def run_all_worker(rank: int, world: int, micro_batch_counts: tuple = (1, 2, 4, 
 
 
 __all__ = ["ColumnParallelLinear", "RowParallelLinear", "TensorParallelAttention",
-           "TensorParallelMLP", "bubble_fraction", "copy_to_parallel", "dp_worker", "free_port", "gpipe_bubble",
+           "TensorParallelMLP", "bubble_fraction", "copy_to_parallel", "ddp_worker", "dp_worker", "free_port", "gpipe_bubble",
            "launch", "pipeline_model", "pp_sweep_worker", "pp_worker", "reduce_from_parallel",
            "run_all_worker", "split_stages", "tp_worker"]

@@ -23,6 +23,7 @@ def artifacts():
     from roadmap_lib.chapters.ch07_decoder_only.artifacts import ARTIFACTS as ch07
     from roadmap_lib.chapters.ch08_text_to_text.artifacts import ARTIFACTS as ch08
     from roadmap_lib.chapters.ch09_scaling_laws_emergence.artifacts import ARTIFACTS as ch09
+    from roadmap_lib.chapters.ch10_pretraining_finetuning.artifacts import ARTIFACTS as ch10
     from roadmap_lib.chapters.ch11_prompting_distillation.artifacts import ARTIFACTS as ch11
     from roadmap_lib.chapters.ch12_efficient_architectures.artifacts import ARTIFACTS as ch12
     from roadmap_lib.chapters.ch15_inference_optimization.artifacts import ARTIFACTS as ch15
@@ -35,4 +36,4 @@ def artifacts():
     from roadmap_lib.chapters.ch24_multimodal.artifacts import ARTIFACTS as ch24
     from roadmap_lib.chapters.ch25_multilingual_economics_frontiers.artifacts import ARTIFACTS as ch25
 
-    return zoo.registry([tasks.ARTIFACT, *ch02, *ch03, *ch04, *ch05, *ch06, *ch07, *ch08, *ch09, *ch11, *ch12, *ch15, *ch16, *ch17, *ch19, *ch20, *ch21, *ch23, *ch24, *ch25])
+    return zoo.registry([tasks.ARTIFACT, *ch02, *ch03, *ch04, *ch05, *ch06, *ch07, *ch08, *ch09, *ch10, *ch11, *ch12, *ch15, *ch16, *ch17, *ch19, *ch20, *ch21, *ch23, *ch24, *ch25])

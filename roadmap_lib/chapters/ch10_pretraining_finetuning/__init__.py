@@ -1,0 +1,1 @@
+"""Chapter 10: pretraining and fine-tuning (training setup, how much to fine-tune)."""

@@ -1,8 +1,10 @@
 """The project's one command for shipped artifacts (checkpoints, results, tokenizers, task files).
 
     python -m roadmap_lib list                 # every artifact: chapter, files, recorded build time
-    python -m roadmap_lib build NAME|all       # rebuild from its seed (dependencies first for all)
+    python -m roadmap_lib build NAME|all       # rebuild from its seed (missing dependencies first)
+    python -m roadmap_lib build NAME --with-needs  # ... and rebuild what it needs, even if shipped
     python -m roadmap_lib verify NAME|all      # re-measure each recorded metric from data/
+    python -m roadmap_lib serve NAME [--port N] # serve a zoo GPT over HTTP (chapter 26; --help)
 
 Exit status: 0 when everything asked for was built or verified, 1 when a verification found a
 mismatch (or a build failed), 2 for a usage error such as an unknown name.
@@ -34,6 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     for command in ("build", "verify"):
         p = sub.add_parser(command, help=f"{command} one artifact, or all")
         p.add_argument("name", help="an artifact name from `list`, or 'all'")
+        if command == "build":
+            p.add_argument("--with-needs", action="store_true",
+                           help="also rebuild the artifacts NAME needs when they are already shipped "
+                                "(by default a shipped dependency is used as it is)")
+    p = sub.add_parser("serve", add_help=False,
+                       help="serve a zoo model: OpenAI-style /v1/completions on 127.0.0.1")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:  # its own options (and --help) are the server's
+        from roadmap_lib.serve import main as serve_main
+
+        return serve_main(argv[1:])
     args = parser.parse_args(argv)
     registry = artifacts()
 
@@ -54,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "build":
         for a in zoo.build_order(registry, names):
+            if a.name not in names and not args.with_needs and zoo.is_shipped(a):
+                print(f"using the shipped {a.name} (rebuild it too with --with-needs)", flush=True)
+                continue
             start = time.perf_counter()
             seconds = zoo.recorded_seconds(a)
             last = f", last build took {seconds:,.0f} s" if seconds is not None else ""

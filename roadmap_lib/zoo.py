@@ -154,6 +154,12 @@ def registry(artifacts: Iterable[Artifact]) -> dict[str, Artifact]:
     return out
 
 
+def is_shipped(artifact: Artifact, data_dir: Path | None = None) -> bool:
+    """Whether every file of ``artifact`` is present in ``data_dir`` (``data/``)."""
+    root = data_dir or DATA_DIR
+    return all((root / f).is_file() for f in artifact.files)
+
+
 def build_order(artifacts: dict[str, Artifact], names: Iterable[str]) -> list[Artifact]:
     """``names`` and what they need, dependencies first."""
     order: list[Artifact] = []

@@ -98,3 +98,20 @@ def test_load_checkpoint_rebuilds_model_and_vocabulary(tmp_path):
                             vocab_from_list=lambda v: CharVocab(sorted(v, reverse=True)))
     with pytest.raises(FileNotFoundError, match="python -m roadmap_lib build nope"):
         zoo.load_checkpoint("nope", lambda c: None, zoo_dir=tmp_path)
+
+
+def test_build_uses_a_shipped_dependency_unless_asked_to_rebuild_it(tmp_path, monkeypatch, capsys):
+    import roadmap_lib.__main__ as cli
+
+    base, top = _artifact("base", payload=b"b" * 4), _artifact("top", payload=b"t" * 6, needs=("base",))
+    monkeypatch.setattr(cli, "artifacts", lambda: zoo.registry([base, top]))
+    monkeypatch.setattr(zoo, "DATA_DIR", tmp_path)
+    assert main(["build", "top"]) == 0  # base is missing: built first
+    assert "building base" in capsys.readouterr().out and zoo.is_shipped(base) and zoo.is_shipped(top)
+    stamp = (tmp_path / "toy" / "base.bin").stat().st_mtime_ns
+    assert main(["build", "top"]) == 0  # base is shipped: used as it is
+    out = capsys.readouterr().out
+    assert "using the shipped base" in out and "building top" in out and "building base" not in out
+    assert (tmp_path / "toy" / "base.bin").stat().st_mtime_ns == stamp
+    assert main(["build", "top", "--with-needs"]) == 0
+    assert "building base" in capsys.readouterr().out

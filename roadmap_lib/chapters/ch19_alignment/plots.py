@@ -1,5 +1,6 @@
 """Chapter 19's figures and tables: true reward against KL per method, the over-optimisation
-curve, and DPO-family losses as functions of the implicit reward margin."""
+curve, DPO-family losses as functions of the implicit reward margin, and best-of-n selection by
+outcome and process rewards."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import torch
 from roadmap_lib.alignment import dpo_loss
 
 from .experiments import OFFLINE, summary
+from .process_rewards import LABELS as SELECTOR_LABELS
+from .process_rewards import SELECTORS, selection_stats
 
 LABELS = {"dpo": "DPO", "ipo": "IPO", "kto": "KTO", "orpo": "ORPO", "ppo": "PPO (learned RM)",
           "grpo": "GRPO (learned RM)"}
@@ -123,3 +126,26 @@ def table_markdown(results: dict) -> str:
 
 __all__ = ["curve_stats", "dpo_family_curves", "plot_dpo_family", "plot_kl_vs_reward", "plot_overoptimisation",
            "plot_overoptimisation_seeds", "table_markdown"]
+
+
+def plot_selection(runs: list[dict], axes=None):
+    """Best-of-n with each selector (chapter 19, section 8): final-answer accuracy (left) and the
+    share of selected solutions whose every step is right (right) against n; faint lines are
+    seeds, bold ones the mean ± one std over seeds."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    ns = runs[0]["ns"]
+    for ax, metric, title in zip(axes, ("answer_accuracy", "path_correct"),
+                                 ("final answer right", "every step right")):
+        for i, sel in enumerate(SELECTORS):
+            for r in runs:
+                ax.plot(ns, r["curves"][sel][metric], color=f"C{i}", alpha=0.25, lw=1)
+            mean, std = selection_stats(runs, sel, metric)
+            ax.errorbar(ns, mean, yerr=std, color=f"C{i}", marker="o", capsize=3, label=SELECTOR_LABELS[sel])
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.set_xlabel("n candidates per problem")
+        ax.set_ylabel(f"share of selected solutions: {title}")
+        ax.set_title(f"best-of-n, {len(runs)} seeds (faint = one seed)")
+    axes[1].legend(fontsize=8, loc="lower right")
+    return axes

@@ -22,11 +22,16 @@ RESULTS = "20_canaries.json"
 SEEDS, STEPS = (0, 1, 2), 600
 
 
-def _build(root: Path) -> None:
+def _timed(run):
+    """``(run(), seconds)`` on one thread."""
     with cpu_threads(1):
         start = time.perf_counter()
-        study = E.canary_study(SEEDS, steps=STEPS)
-        seconds = time.perf_counter() - start
+        out = run()
+        return out, time.perf_counter() - start
+
+
+def _build(root: Path) -> None:
+    study, seconds = _timed(lambda: E.canary_study(SEEDS, steps=STEPS))
     info = {"name": "20-canaries", "description": "exposure of planted 4-digit canaries in tiny char GPTs "
             f"(2 layers, 64 dims, context 32, {STEPS} steps, batch 32) trained on the first 120 000 "
             "characters of the Jargon File; two canaries per duplicate count, 3 seeds",
@@ -52,7 +57,43 @@ def _verify(root: Path):
             check("canaries in the study", len(info["rows"]), 2 * len(E.DUPLICATES) * len(SEEDS), 0)]
 
 
+INJECTION = "20_injection.json"
+INJECTION_SEEDS, INJECTION_STEPS = (0, 1, 2), 600
+
+
+def _build_injection(root: Path) -> None:
+    from roadmap_lib.chapters.ch20_responsible_ai import injection as J
+
+    record, seconds = _timed(lambda: J.study_record(J.injection_study(INJECTION_SEEDS, steps=INJECTION_STEPS)))
+    info = {"name": "20-injection", "description": "prompt-injection attacks on a toy instruction-following "
+            f"GPT ({J.CONFIG}), {INJECTION_STEPS} steps of batch 32 on generated prompts, base and "
+            "instruction-hierarchy training, input classifier and output filter, 3 seeds",
+            "model_config": J.CONFIG, **record, "seconds": round(seconds, 1),
+            "command": "python -m roadmap_lib build 20-injection", "torch": torch.__version__}
+    atomic_write_text(root / INJECTION, json.dumps(info, indent=1) + "\n")
+
+
+def injection_results(root: Path | None = None) -> dict:
+    from roadmap_lib import DATA_DIR
+    return json.loads(((root or DATA_DIR) / INJECTION).read_text(encoding="utf-8"))
+
+
+def _verify_injection(root: Path):
+    """Retrain seed 0 (base and hierarchy, under a minute on one thread) and re-measure its rates."""
+    from roadmap_lib.chapters.ch20_responsible_ai import injection as J
+
+    info = injection_results(root)
+    with cpu_threads(1):
+        got = J.study_record(J.injection_study((0,), steps=info["steps"], n_test=info["n_test"]))
+    return [check(f"leak rate, {f}, {d} (seed 0)", got["success"][f][d][0], info["success"][f][d][0], 0.05)
+            for f in J.ATTACK_NAMES for d in J.DEFENCES] + [
+            check(f"benign refusals, {d} (seed 0)", got["refused"][d][0], info["refused"][d][0], 0.05)
+            for d in J.DEFENCES]
+
+
 ARTIFACTS = [
+    Artifact("20-injection", "20", "attacks on a toy instruction-following GPT and defences, 3 seeds",
+             (INJECTION,), _build_injection, _verify_injection),
     Artifact("20-canaries", "20", "canary exposure vs number of training copies in tiny char GPTs, 3 seeds",
              (RESULTS,), _build, _verify),
 ]

@@ -97,3 +97,23 @@ def plot_energy(rows: list[dict], ax=None):
 
 
 __all__ = ["plot_associations", "plot_detection", "plot_energy", "plot_exposure", "plot_quality", "plot_z_hist"]
+
+
+def plot_attack_success(summary: dict, ax=None):
+    """Grouped bars: the share of attacks that leak the code, per attack family and defence (mean
+    over seeds; dots: each seed)."""
+    ax = _ax(ax)
+    fams = list(summary["success"])
+    defences = list(next(iter(summary["success"].values())))
+    w = 0.8 / len(defences)
+    for j, d in enumerate(defences):
+        xs = [i + (j - (len(defences) - 1) / 2) * w for i in range(len(fams))]
+        vals = [summary["success"][f][d] for f in fams]
+        ax.bar(xs, [sum(v) / len(v) for v in vals], w, label=d)
+        for x, v in zip(xs, vals):
+            ax.scatter([x] * len(v), v, s=6, color="k", zorder=3)
+    ax.set_xticks(range(len(fams)), fams, rotation=20, ha="right")
+    ax.set_ylabel("attacks that leak the code")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    return ax

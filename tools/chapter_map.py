@@ -69,13 +69,13 @@ CHAPTERS: dict[str, tuple[str, str, int, tuple[str, ...]]] = {
     "17": ("llmops", "LLMOps", 6, ("05", "07", "15", "16")),
     "18": ("decoding_generation", "Decoding & generation", 7, ("04", "07")),
     "19": ("alignment", "Alignment", 8, ("04", "07", "18")),
-    "20": ("responsible_ai", "Responsible AI", 8, ("06", "07", "18")),
+    "20": ("responsible_ai", "Responsible AI", 8, ("06", "07", "16", "18", "19")),
     "21": ("evaluation", "Evaluation", 9, ("05", "07", "14", "15")),
-    "22": ("applications", "Applications", 10, ("08", "21")),
+    "22": ("applications", "Applications", 10, ("06", "10", "21")),
     "23": ("long_context_rag", "Long context & RAG", 10, ("03", "04", "07", "13")),
     "24": ("multimodal", "Multimodal", 11, ("02", "04", "06")),
     "25": ("multilingual_economics_frontiers", "Multilingual,\neconomics, frontiers", 11, ("02", "07", "09", "15", "18")),
-    "26": ("deployment", "Deployment", 12, ("14", "15")),
+    "26": ("deployment", "Deployment", 12, ("07", "14", "15", "18")),
 }
 
 

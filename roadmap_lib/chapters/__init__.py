@@ -32,8 +32,9 @@ def artifacts():
     from roadmap_lib.chapters.ch19_alignment.artifacts import ARTIFACTS as ch19
     from roadmap_lib.chapters.ch20_responsible_ai.artifacts import ARTIFACTS as ch20
     from roadmap_lib.chapters.ch21_evaluation.artifacts import ARTIFACTS as ch21
+    from roadmap_lib.chapters.ch22_applications.artifacts import ARTIFACTS as ch22
     from roadmap_lib.chapters.ch23_long_context_rag.artifacts import ARTIFACTS as ch23
     from roadmap_lib.chapters.ch24_multimodal.artifacts import ARTIFACTS as ch24
     from roadmap_lib.chapters.ch25_multilingual_economics_frontiers.artifacts import ARTIFACTS as ch25
 
-    return zoo.registry([tasks.ARTIFACT, *ch02, *ch03, *ch04, *ch05, *ch06, *ch07, *ch08, *ch09, *ch10, *ch11, *ch12, *ch15, *ch16, *ch17, *ch19, *ch20, *ch21, *ch23, *ch24, *ch25])
+    return zoo.registry([tasks.ARTIFACT, *ch02, *ch03, *ch04, *ch05, *ch06, *ch07, *ch08, *ch09, *ch10, *ch11, *ch12, *ch15, *ch16, *ch17, *ch19, *ch20, *ch21, *ch22, *ch23, *ch24, *ch25])

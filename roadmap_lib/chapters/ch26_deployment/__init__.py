@@ -1,0 +1,1 @@
+"""Chapter 26, deployment: load tests of the server, the results files, pitfalls, exercises."""

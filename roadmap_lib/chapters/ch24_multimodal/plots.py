@@ -71,3 +71,22 @@ def show_spectrograms(features: torch.Tensor, titles: list[str], axes, hop_s: fl
         ax.set_xlabel("time (s)")
     axes[0].set_ylabel("mel band")
     return axes
+
+
+def show_digit_grid(images: torch.Tensor, n_rows: int, ax=None, row_labels=None, title: str = ""):
+    """(n_rows · n_cols, 1, 8, 8) images in [0, 1], row-major, drawn as one grey mosaic with a
+    one-pixel gap; ``row_labels`` name the rows."""
+    ax = ax or plt.gca()
+    n = images.shape[0]
+    if n % n_rows:
+        raise ValueError(f"n_rows: expected a divisor of the number of images {n}, got {n_rows}")
+    n_cols, h, w = n // n_rows, images.shape[-2], images.shape[-1]
+    canvas = torch.ones((h + 1) * n_rows + 1, (w + 1) * n_cols + 1)
+    for i, img in enumerate(images[:, 0]):
+        r, c = divmod(i, n_cols)
+        canvas[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = 1 - img
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([1 + r * (h + 1) + h / 2 - 0.5 for r in range(n_rows)], row_labels or [""] * n_rows)
+    ax.set_title(title)
+    return ax

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from roadmap_lib.llmops import l2_to_init, replay_batches
+from roadmap_lib.llmops import diagonal_fisher, ewc, l2_to_init, replay_batches
 
 
 def source(value):
@@ -72,3 +72,66 @@ def test_l2_to_init_rejects_bad_input():
     frozen = torch.nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         l2_to_init(lambda m, x, y: 0, frozen, 1.0)
+
+
+def _linear_task(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xs = [torch.randn(4, 3, generator=g) for _ in range(3)]
+    ys = [torch.randn(4, 2, generator=g) for _ in range(3)]
+    batches = iter(list(zip(xs, ys)))
+
+    def get_batch(split, generator=None):
+        return next(batches)
+
+    return xs, ys, get_batch
+
+
+def mse(model, x, y):
+    return ((model(x) - y) ** 2).mean()
+
+
+def test_diagonal_fisher_is_the_mean_squared_batch_gradient():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    xs, ys, get_batch = _linear_task()
+    fisher = diagonal_fisher(model, get_batch, mse, batches=3)
+    by_hand = [torch.zeros_like(p) for p in model.parameters()]
+    for x, y in zip(xs, ys):
+        grads = torch.autograd.grad(mse(model, x, y), list(model.parameters()))
+        for f, gr in zip(by_hand, grads):
+            f += gr**2 / 3
+    for f, h in zip(fisher, by_hand):
+        assert torch.allclose(f, h, atol=1e-7)
+    assert all(p.grad is None for p in model.parameters()) and model.training
+
+
+def test_ewc_with_unit_fisher_is_l2_to_init_and_weights_each_term():
+    torch.manual_seed(1)
+    model = torch.nn.Linear(3, 2)
+    x, y = torch.randn(5, 3), torch.randn(5, 2)
+    ones = [torch.ones_like(p) for p in model.parameters()]
+    zeros = [torch.zeros_like(p) for p in model.parameters()]
+    by_ewc, by_l2, free = ewc(mse, model, ones, 0.3), l2_to_init(mse, model, 0.3), ewc(mse, model, zeros, 5.0)
+    with torch.no_grad():
+        model.weight.add_(0.5)
+        model.bias.sub_(0.2)
+    assert torch.allclose(by_ewc(model, x, y), by_l2(model, x, y))
+    assert torch.allclose(free(model, x, y), mse(model, x, y))
+    other = torch.nn.Linear(3, 2)
+    only_bias = ewc(mse, other, [torch.zeros(2, 3), torch.ones(2)], 2.0)  # weights the bias alone
+    with torch.no_grad():
+        other.weight.add_(1.0)  # unweighted: no penalty
+    assert torch.allclose(only_bias(other, x, y), mse(other, x, y))
+    with torch.no_grad():
+        other.bias.add_(0.5)  # weighted: (2 / 2) * 2 * 0.5^2 = 0.5
+    assert torch.allclose(only_bias(other, x, y), mse(other, x, y) + 0.5)
+
+
+def test_ewc_rejects_bad_input():
+    model = torch.nn.Linear(3, 2)
+    with pytest.raises(ValueError, match="fisher: expected one tensor per trainable parameter"):
+        ewc(mse, model, [torch.ones(2, 3)], 1.0)
+    with pytest.raises(ValueError, match="strength"):
+        ewc(mse, model, [torch.ones(2, 3), torch.ones(2)], -1.0)
+    with pytest.raises(ValueError, match="batches"):
+        diagonal_fisher(model, lambda s, g=None: (torch.ones(1, 3), torch.ones(1, 2)), mse, batches=0)

@@ -56,3 +56,29 @@ def test_errors(tmp_path, store_root):
     with pytest.raises(FileNotFoundError, match="artifacts"):
         store.log_run(exp, "r", artifacts=[tmp_path / "missing.txt"])
     assert store.runs(exp)[0].info.status == "FAILED"  # a failed log marks its run
+
+
+def test_registry_versions_carry_their_hash_and_the_alias_moves(store_root):
+    import torch
+
+    from roadmap_lib.llmops.gate import state_dict_sha256
+
+    store = LocalTracking(store_root)
+    exp = store.experiment("registry")
+    weights = {"w": torch.arange(6.0).reshape(2, 3)}
+    digests = []
+    versions = []
+    for k in range(2):
+        run = store.log_run(exp, f"candidate {k}", metrics={"nll": 1.0 - k / 10})
+        digests.append(state_dict_sha256({"w": weights["w"] + k}))
+        versions.append(store.register_version("lm", run, sha256=digests[-1], tags={"gate": "pass"}))
+    assert versions == ["1", "2"]
+    with pytest.raises(LookupError, match="no version called 'production'"):
+        store.version_for("lm")
+    store.promote("lm", versions[0])
+    assert store.version_for("lm").tags["sha256"] == digests[0]
+    store.promote("lm", versions[1])  # the alias moves
+    got = store.version_for("lm")
+    assert str(got.version) == "2" and got.tags == {"sha256": digests[1], "gate": "pass"}
+    with pytest.raises(ValueError, match="sha256: expected 64"):
+        store.register_version("lm", run, sha256="abc")

@@ -5,13 +5,14 @@
 - :mod:`~roadmap_lib.llmops.stats`: the statistics of an A/B test (two-proportion z test,
   permutation tests paired and unpaired, sample size and power, the peeking problem);
 - :mod:`~roadmap_lib.llmops.continual`: replay and L2-to-init against catastrophic forgetting;
-- :mod:`~roadmap_lib.llmops.tracking`: MLflow runs in a local SQLite store.
+- :mod:`~roadmap_lib.llmops.tracking`: MLflow runs and a model registry in a local SQLite store;
+- :mod:`~roadmap_lib.llmops.gate`: a paired-bootstrap release gate and content hashes of weights.
 
 ``tracking`` imports MLflow (a few seconds), so it is not imported here: ``from
 roadmap_lib.llmops.tracking import LocalTracking``.
 """
 
-from roadmap_lib.llmops.continual import l2_to_init, replay_batches
+from roadmap_lib.llmops.continual import diagonal_fisher, ewc, l2_to_init, replay_batches
 from roadmap_lib.llmops.monitoring import (
     alarm_rate,
     calibrate_threshold,
@@ -36,6 +37,8 @@ __all__ = [
     "TestResult",
     "alarm_rate",
     "calibrate_threshold",
+    "diagonal_fisher",
+    "ewc",
     "ks_pvalue",
     "ks_statistic",
     "l2_to_init",

@@ -5,7 +5,10 @@ to them through one ``mlflow.MlflowClient``: nothing global is set (no ``mlflow.
 no environment variable), so two stores can be open at once and closing one leaves no trace.
 :meth:`LocalTracking.log_run` writes a finished run in one go (parameters, final metrics, a metric's
 history by step, files as artifacts); :meth:`LocalTracking.best_run` asks the store, with
-``search_runs``, for the run with the best value of a metric.
+``search_runs``, for the run with the best value of a metric. The model registry:
+:meth:`LocalTracking.register_version` records a run's model as a numbered version of a registered
+model, tagged with the content hash of its weights; :meth:`LocalTracking.promote` points an alias
+("production") at a version; :meth:`LocalTracking.version_for` reads it back.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 #: ``log_batch`` accepts at most 1000 metrics per call (MLflow's limit).
@@ -93,6 +97,33 @@ class LocalTracking:
 
     def artifact_names(self, run_id: str) -> list[str]:
         return sorted(f.path for f in self.client.list_artifacts(run_id))
+
+    def register_version(self, name: str, run_id: str, *, sha256: str,
+                         tags: Mapping[str, object] | None = None) -> str:
+        """Register the model of run ``run_id`` as a new version of ``name`` (created if new), tagged
+        ``sha256`` (the content hash of its weights) and ``tags``; return the version number."""
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise ValueError(f"sha256: expected 64 lower-case hex digits, got {sha256!r}")
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(name)
+        run = self.client.get_run(run_id)
+        version = self.client.create_model_version(
+            name, source=run.info.artifact_uri, run_id=run_id,
+            tags={"sha256": sha256, **{k: str(v) for k, v in (tags or {}).items()}})
+        return str(version.version)
+
+    def promote(self, name: str, version: str, alias: str = "production") -> None:
+        """Point ``alias`` of registered model ``name`` at ``version`` (moving it from any other)."""
+        self.client.set_registered_model_alias(name, alias, str(version))
+
+    def version_for(self, name: str, alias: str = "production"):
+        """The ``ModelVersion`` that ``alias`` points at; ``LookupError`` when it points nowhere."""
+        try:
+            return self.client.get_model_version_by_alias(name, alias)
+        except MlflowException as err:
+            raise LookupError(f"alias: registered model {name!r} has no version called {alias!r}") from err
 
 
 __all__ = ["LocalTracking"]

@@ -37,6 +37,6 @@ def _verify(root: Path):
 
 ARTIFACTS = [
     Artifact("17-continual", "17", "continual learning: the char GPT fine-tuned on Zetan text with "
-             "plain fine-tuning, replay (12.5 %, 50 %) and L2 to init; forgetting of English and gain "
+             "plain fine-tuning, replay (12.5 %, 50 %), L2 to init and EWC; forgetting of English and gain "
              "on Zetan, 3 seeds", (RESULTS,), _build, _verify, needs=("gpt-char-jargon", "tasks")),
 ]

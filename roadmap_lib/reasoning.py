@@ -10,7 +10,9 @@ additions: the number of *steps*. A model can be trained to answer
 The prompt is everything up to and including ``=``; the completion ends with ``.``. The answer is
 the digit between ``#`` and ``.`` (:func:`parse_answer`), so one parser scores both formats, and
 :func:`majority_vote` turns several sampled completions into one answer (self-consistency,
-Wang et al., 2023). Everything here is pure Python over strings, plus :func:`encode_examples`,
+Wang et al., 2023). A second, *tagged* format names every digit (``a3b5c2d7=`` ->
+``a3:3,b5:8,c2:0,d7:7#7.``: name, digit copied, running sum) so that a step finds its operand by
+content, and :func:`chain_is_consistent` checks such a chain's arithmetic (a verifier). Everything here is pure Python over strings, plus :func:`encode_examples`,
 which turns examples into the ``(inputs, targets)`` tensors a language model trains on.
 """
 
@@ -133,5 +135,70 @@ def encode_examples(pairs: Sequence[tuple[str, str]], stoi: dict[str, int],
     return inputs, targets
 
 
-__all__ = ["ALPHABET", "END", "answer", "completion", "encode_examples", "examples", "majority_vote",
-           "make_problem", "parse_answer", "prompt", "running_sums"]
+# --- the tagged format: every digit has a name, so a step can find its operand by content ---------
+
+#: Names of the digits in the tagged format (so at most 8 digits).
+TAGS = "abcdefgh"
+#: Every character the tagged format writes.
+TAGGED_ALPHABET = ALPHABET + ":" + TAGS
+
+
+def _check_tagged(digits: Sequence[int]) -> list[int]:
+    digits = _check_digits(digits)
+    if len(digits) > len(TAGS):
+        raise ValueError(f"digits: the tagged format names at most {len(TAGS)} digits, got {len(digits)}")
+    return digits
+
+
+def tagged_prompt(digits: Sequence[int]) -> str:
+    """``"a3b5c2d7="``: each digit after its name."""
+    return "".join(t + str(d) for t, d in zip(TAGS, _check_tagged(digits))) + "="
+
+
+def tagged_completion(digits: Sequence[int], cot: bool, modulus: int = 10) -> str:
+    """``"#7."`` (direct) or ``"a3:3,b5:8,c2:0,d7:7#7."`` (scratchpad): for each digit its name,
+    the digit copied from the prompt, ``:`` and the running sum mod 10 so far. Each step is one
+    look-up (find the named digit) and one addition of two digits, whatever the problem length."""
+    digits = _check_tagged(digits)
+    _check_digits(digits, modulus)
+    steps, total = [], 0
+    for t, d in zip(TAGS, digits):
+        total = (total + d) % modulus
+        steps.append(f"{t}{d}:{total}")
+    return (",".join(steps) if cot else "") + f"#{answer(digits, modulus)}{END}"
+
+
+def parse_steps(text: str) -> list[tuple[str, int, int]] | None:
+    """The ``(name, digit, running_sum)`` steps of a tagged scratchpad (the text before ``#``), or
+    None when it is not a well-formed list of ``name digit : digit`` entries."""
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected a str, got {type(text).__name__}")
+    body = text.partition("#")[0]
+    out = []
+    for entry in body.split(","):
+        if len(entry) != 4 or entry[0] not in TAGS or entry[2] != ":" or not (
+                entry[1].isdigit() and entry[3].isdigit()):
+            return None
+        out.append((entry[0], int(entry[1]), int(entry[3])))
+    return out
+
+
+def chain_is_consistent(text: str, modulus: int = 10) -> bool:
+    """A verifier that checks the arithmetic a tagged scratchpad shows, and nothing else: every
+    running sum is the previous one plus the step's digit (mod 10), starting from 0, and the
+    answer after ``#`` is the last running sum. It does *not* look at the prompt, so a digit copied
+    wrongly from the prompt passes as long as the sums built on it are right."""
+    steps, ans = parse_steps(text), parse_answer(text)
+    if steps is None or ans is None:
+        return False
+    total = 0
+    for _, d, s in steps:
+        total = (total + d) % modulus
+        if s != total:
+            return False
+    return ans == total
+
+
+__all__ = ["ALPHABET", "END", "TAGGED_ALPHABET", "TAGS", "answer", "chain_is_consistent", "completion",
+           "encode_examples", "examples", "majority_vote", "make_problem", "parse_answer", "parse_steps",
+           "prompt", "running_sums", "tagged_completion", "tagged_prompt"]

@@ -105,13 +105,12 @@ def reduced_edges() -> list[tuple[str, str]]:
 #: that allows (this placement came out of a small search over the rows; keep it when a status changes).
 ROWS = [
     ("01",), ("02",), ("03",), ("04",),
-    ("05", "07"),
-    ("06", "09", "18", "21"),
-    ("08", "12", "24", "25"),
-    ("13", "14", "15", "22"),
-    ("10", "23", "26"),
-    ("11", "16", "17", "19"),
-    ("20",),
+    ("05", "06", "07", "13"),
+    ("09", "12", "14", "15"),
+    ("08", "11", "18", "23"),
+    ("24", "21", "19", "16"),
+    ("10", "25", "26"),
+    ("17", "20", "22"),
 ]
 
 
@@ -210,7 +209,7 @@ def draw(path: Path = FIGURE, done: set[str] | None = None) -> Path:
     from matplotlib.path import Path as MplPath
 
     done = written() if done is None else done
-    width, node_w, node_h = 8.0, 1.6, 0.62
+    width, node_w, node_h = 12.0, 1.6, 0.62
     centres, arrows = layout(width=width, node_w=node_w)
     fig, ax = plt.subplots(figsize=(width, 0.9 * len(ROWS)))
     ax.set_xlim(-0.08, width + 0.08)

@@ -25,7 +25,8 @@ def teacher_and_data():
 
 
 def test_artifact_registration():
-    (a,) = ARTIFACTS
+    a, b = ARTIFACTS
+    assert b.name == "11-cot" and set(b.files) == {"11_cot.json", "zoo/gpt-char-cot.safetensors"}
     assert a.name == "gpt-char-distilled" and a.needs == ("gpt-char-jargon",)
     assert set(a.files) == {"zoo/gpt-char-distilled.safetensors", "zoo/gpt-char-distilled.json",
                             "11_distillation.json"}

@@ -111,5 +111,54 @@ def check_agreement(fn) -> None:
     check_function(fn, agreement_cases(), mistakes=AGREEMENT_MISTAKES)
 
 
-__all__ = ["AGREEMENT_MISTAKES", "SOFT_TARGET_MISTAKES", "check_agreement",
-           "check_gradient_ratio", "check_soft_target_loss", "measured_gradient_ratio"]
+# ---- exercise 11.4: self-consistency, the vote ----------------------------------------------------
+
+
+def _vote_row(row: list[int]) -> int:
+    counts: dict[int, int] = {}
+    for a in row:
+        if a != -1:
+            counts[a] = counts.get(a, 0) + 1
+    if not counts:
+        return -1
+    best = max(counts.values())
+    return next(a for a in row if a != -1 and counts[a] == best)
+
+
+def _vote(answers: torch.Tensor) -> torch.Tensor:
+    return torch.tensor([_vote_row(r) for r in answers.tolist()], dtype=torch.long)
+
+
+VOTE_MISTAKES = {
+    "-1 (no answer) is counted as an answer, so unparseable chains can win the vote":
+        lambda a: torch.tensor([max(r, key=r.count) if r else -1 for r in a.tolist()]),
+    "ties go to the smallest answer (torch.mode's rule), not to the one sampled first":
+        lambda a: torch.tensor([min((x for x in set(r) if x != -1 and r.count(x) == max(
+            r.count(y) for y in set(r) if y != -1)), default=-1) for r in a.tolist()]),
+    "only the first chain is used (that is k = 1, not a vote)":
+        lambda a: a[:, 0].clone(),
+}
+
+
+def vote_cases() -> list[tuple[tuple, torch.Tensor]]:
+    rows = [[0, 1, 1], [0, -1, -1], [5, 2, 2, 5], [1, 0, 1], [-1, -1, -1], [3, 7, 7, 3, -1, -1, -1]]
+    cases = []
+    for r in rows:
+        a = torch.tensor([r])
+        cases.append(((a,), _vote(a)))
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(-1, 3, (12, 5), generator=g)
+    cases.append(((a,), _vote(a)))
+    return cases
+
+
+def check_majority_vote(fn) -> None:
+    """Exercise 11.4: ``fn(answers)`` for a ``(problems, k)`` long tensor of sampled answers, -1
+    where a chain had no answer, is the ``(problems,)`` majority answer: -1 is not a vote, a tie
+    goes to the answer sampled first, and a row of -1 gives -1."""
+    check_function(fn, vote_cases(), mistakes=VOTE_MISTAKES)
+
+
+__all__ = ["AGREEMENT_MISTAKES", "SOFT_TARGET_MISTAKES", "VOTE_MISTAKES", "check_agreement",
+           "check_gradient_ratio", "check_majority_vote", "check_soft_target_loss",
+           "measured_gradient_ratio"]

@@ -60,3 +60,38 @@ def plot_distillation(rows: list[dict], ax=None):
 
 
 __all__ = ["plot_distillation", "plot_gradient_scale", "plot_soft_targets"]
+
+
+def plot_cot_accuracy(n_digits: Sequence[int], curves: dict[str, list[list[float]]], ax=None, *,
+                      chance: float = 0.1):
+    """Accuracy against the number of digits, one line per method: ``curves[label]`` is
+    ``[seed][length] -> accuracy``; the line is the mean over seeds, the band the min-max."""
+    ax = _ax(ax)
+    for label, per_seed in curves.items():
+        a = np.asarray(per_seed, dtype=float)
+        line, = ax.plot(n_digits, a.mean(0), marker="o", label=f"{label} ({len(a)} seeds)")
+        ax.fill_between(n_digits, a.min(0), a.max(0), color=line.get_color(), alpha=0.2)
+    ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
+    ax.set_xlabel("digits in the problem")
+    ax.set_ylabel("exact-answer accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_samples_curve(ks: Sequence[int], curves: dict[str, list[list[float]]], ax=None, *,
+                       baseline: float | None = None):
+    """Accuracy against the number of sampled chains k, one line per way of choosing an answer
+    (``curves[label]`` is ``[seed][k] -> accuracy``, drawn as mean and min-max band)."""
+    ax = _ax(ax)
+    for label, per_seed in curves.items():
+        a = np.asarray(per_seed, dtype=float)
+        line, = ax.plot(ks, a.mean(0), marker="o", label=label)
+        ax.fill_between(ks, a.min(0), a.max(0), color=line.get_color(), alpha=0.2)
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", ls="--", lw=1, label="greedy chain (mean)")
+    ax.set_xlabel("sampled chains k")
+    ax.set_ylabel("accuracy")
+    ax.set_xticks(list(ks))
+    ax.legend(fontsize=8)
+    return ax

@@ -45,6 +45,7 @@ from roadmap_lib import set_seed
 from roadmap_lib.chapters.ch08_text_to_text.common import (
     MASK,
     SENTINELS,
+    UNK,
     bart_noise,
     generate,
     load,
@@ -67,7 +68,14 @@ from roadmap_lib.chapters.ch08_text_to_text.plots import (
     plot_pretraining,
     plot_token_rows,
 )
-from roadmap_lib.chapters.ch08_text_to_text.pretrain import PretrainData, fill_in
+from roadmap_lib.chapters.ch08_text_to_text.pretrain import (
+    NOISE_SETTINGS,
+    PretrainData,
+    fill_in,
+    hidden_word_loss,
+    noise_stats,
+    word_prior,
+)
 from roadmap_lib.exercises import check_equal, check_function
 from roadmap_lib.objectives import seq2seq_loss
 from roadmap_lib.positional import t5_relative_position_bucket
@@ -96,7 +104,8 @@ torch.set_num_threads(1)  # the models are tiny: one thread is as fast, and stea
 # best recipe added *sentence permutation*; our pretraining examples are single sentences, so there
 # is nothing to permute.)
 #
-# Here is a validation sentence of the pretraining corpus, noised both ways. Words are lower-cased
+# Here is a validation sentence of the pretraining corpus, noised both ways with the papers'
+# settings (section 3 shows why our span-corruption pretraining hides 30% instead). Words are lower-cased
 # and stripped of punctuation as in chapter 06; the vocabulary holds the special tokens, the 3,000
 # most frequent Jargon words (the rest become `<unk>`) and the words of the translation task.
 
@@ -170,7 +179,7 @@ plt.show()
 left, right = bias[:, 15:20].mean(1), bias[:, 21:26].mean(1)  # distances -5..-1 and 1..5
 print("mean bias, 1-5 words to the left: ", [round(v, 2) for v in left.tolist()])
 print("mean bias, 1-5 words to the right:", [round(v, 2) for v in right.tolist()])
-assert (right > left + 0.3).all()  # every head favours the words that follow
+assert (right > left + 0.1).all()  # every head favours the words that follow
 
 # %% [markdown]
 # The learned table is not symmetric: at short range every head adds more to the scores of the
@@ -181,8 +190,43 @@ assert (right > left + 0.3).all()  # every head favours the words that follow
 # %% [markdown]
 # ## 3. Pretraining with both objectives, same budget
 #
-# To compare *objectives*, everything else is held fixed: one architecture for both (our T5:
-# 2 + 2 layers, $d_{model} = 64$, 4 heads, 16 buckets, a word vocabulary with both kinds of special
+# **T5's settings on short sentences.** T5's 15% noise and mean span 3 were chosen for inputs of
+# 512 tokens, which they cut into some 26 gaps. Our pretraining examples are single sentences of
+# about 15 words. Here is what span corruption asks of the model on the validation sentences, with
+# T5's settings and with the ones this chapter pretrains with:
+
+# %%
+t5_settings = {"noise_density": 0.15, "mean_span": 3.0}
+asks = {"T5 (15%, spans of 3)": noise_stats(span_data, **t5_settings),
+        "ours (30%, spans of 3)": noise_stats(span_data)}
+print(f"{'per sentence':<24}{'words':>7}{'spans':>7}{'hidden':>8}{'target':>8}{'<unk> among hidden':>20}")
+for label, st in asks.items():
+    print(f"{label:<24}{st['words']:>7.1f}{st['spans']:>7.2f}{st['hidden']:>8.2f}{st['target']:>8.2f}"
+          f"{st['unk_hidden']:>20.0%}")
+t5_asks, our_asks = asks.values()
+assert t5_asks["spans"] == 1 and 2 < t5_asks["hidden"] < 2.5 and t5_asks["target"] < 4.5  # one gap, ~2 words
+assert our_asks["hidden"] > 1.9 * t5_asks["hidden"] and our_asks["spans"] > 1.5
+assert 0.1 < t5_asks["unk_hidden"] < 0.2
+assert NOISE_SETTINGS["span"] == {"noise_density": 0.3, "mean_span": 3.0}
+
+# %% [markdown]
+# With T5's settings every sentence gets ONE gap of about two words, and the target is
+# `<extra_id_0> w w </s>`: half of it (the sentinel, `</s>`) comes for free, and about one hidden
+# word in seven is `<unk>`, the single most frequent token of the corpus. The first build of this
+# chapter pretrained with exactly that. Its loss on the hidden words settled at the entropy of the
+# corpus's word frequencies (the loss of a model that never looks at its input), and it wrote
+# `<extra_id_0> <unk> <unk>` whatever the input: it had learnt the prior, nothing more. Fine-tuned
+# from there, it ended below a random start on both tasks: a comparison against a failed run, not
+# a verdict on the objective.
+#
+# So our span corruption changes the *task*, not the model: it hides 30% of the words, as BART's
+# infilling does (the T5 paper found little difference between 10% and 25%, and a small loss at
+# 50% {cite}`raffel2020t5`), which gives twice the hidden words and more gaps per sentence; and its
+# loss never asks for `<unk>`, which names no word (the decoder still reads it). Whether that is
+# enough is measured below: the loss on the hidden words against that prior.
+#
+# **The comparison.** To compare *objectives*, everything else is held fixed: one architecture for
+# both (our T5: 2 + 2 layers, $d_{model} = 64$, 4 heads, 16 buckets, a word vocabulary with both kinds of special
 # tokens), the same initial weights (seed 0), the same 1,500 steps of 64 sentences, the same
 # learning-rate schedule. BART's own architecture (learned positions, post-norm, biases) would have
 # changed two things at once. The corpus: the Jargon File's prose sentences of 4 to 30 words
@@ -199,19 +243,56 @@ for name, r in records.items():
 assert rec_span["model_config"] == rec_denoise["model_config"]
 assert rec_span["train_config"] == rec_denoise["train_config"]
 assert rec_span["sentences_seen"] == rec_denoise["sentences_seen"] == 1500 * 64
+assert rec_span["noise"] == NOISE_SETTINGS["span"] and rec_span["loss_ignores"] == ["<unk>"]
 ratio = rec_denoise["tokens_seen"]["tgt"] / rec_span["tokens_seen"]["tgt"]
-# same sentences, but BART's decoder reads (and is trained on) several times more tokens
-assert 3.5 < ratio < 4 and rec_denoise["tokens_seen"]["src"] < rec_span["tokens_seen"]["src"]
+print(f"BART's decoder read {ratio:.2f} times as many tokens as T5's")
+# same sentences, but BART's decoder reads (and is trained on) about twice as many tokens
+assert abs(ratio - (our_asks["words"] + 1) / our_asks["target"]) < 0.1 and ratio > 2
+assert abs(rec_denoise["tokens_seen"]["src"] / rec_span["tokens_seen"]["src"] - 1) < 0.05  # encoders: about equal
+prior = word_prior(span_data)
+span_words = hidden_word_loss(model_span, span_data)
+known = torch.bincount(torch.tensor([t for ids in span_data.splits["train"] for t in ids if t != UNK]))
+top_share = (known.max() / known.sum()).item()  # the most frequent word's share: "the"
+print(f"span model on the hidden words of the validation sentences: {span_words['loss']:.3f} nats/word, "
+      f"{span_words['accuracy']:.1%} right (input ignored: {prior:.3f} nats/word; "
+      f"always '{vocab.itos[known.argmax()]}': {top_share:.1%} right)")
 plot_pretraining(records)
 plt.show()
 
 # %% [markdown]
 # The two losses are not on the same scale: each is the cross-entropy per target token of its own
-# target. T5's targets are mostly hidden words plus sentinels (which come in a fixed order and are
-# easy); BART's targets are whole sentences, about 70% of which can be copied from the input, so
-# its lower loss mostly says that the model has learnt to copy. The right panel shows the price:
-# on the same 96,000 sentences, BART's decoder read and was trained on almost four times as many
-# tokens as T5's, for an encoder that read slightly fewer.
+# target. T5's targets are hidden words plus sentinels and `</s>`; BART's targets are whole
+# sentences, about 70% of which can be copied from the input, so its lower loss mostly says that the
+# model has learnt to copy. The right panel shows the price: on the same 96,000 sentences, BART's
+# decoder read and was trained on about twice as many tokens as T5's, for an encoder that read
+# about as many.
+#
+# The printed line is the one that matters for span corruption: on the hidden words alone, the
+# span model's loss is at the prior, the entropy of the corpus's word frequencies, and it picks
+# the right word about as often as always answering "the" would. Fixing the task removed the
+# `<unk>` answers but not the failure: after 1,500 steps this 2 + 2-layer model has learnt *which
+# words are common*, not how to read a gap's context. A likely reason: chapter 06's BERT predicts a
+# hidden word *in place*, while the span model must first find the gap through cross-attention
+# (which has no position information) and write its words after a sentinel, a harder skill for the
+# same budget. Its greedy output hardly depends on the input; here are its answers to the first 20
+# validation sentences, each noised with its own gaps:
+
+# %%
+span_inputs = [vocab.decode(t5_noise(vocab.encode(s), generator=torch.Generator().manual_seed(k),
+                                     **NOISE_SETTINGS["span"])[0], keep_special=True)
+               for k, s in enumerate(span_data.texts["val"][:20])]
+span_says = generate(model_span, vocab, span_inputs, keep_special=True)
+for answer in sorted(set(span_says), key=span_says.count, reverse=True):
+    print(f"{span_says.count(answer):>3} x  {answer}")
+answer_words = {w for a in span_says for w in a.split() if not w.startswith("<extra_id_")}
+print(f"{len(answer_words)} different words in all 20 answers")
+assert abs(span_words["loss"] - prior) < 0.15 and span_words["accuracy"] < top_share + 0.01  # the prior, no more
+assert len(answer_words) <= 10 and max(map(span_says.count, span_says)) >= 6
+assert all(a.count("<extra_id_") == x.count("<extra_id_") for a, x in zip(span_says, span_inputs))
+
+# %% [markdown]
+# Every answer has exactly as many sentinels as its input: the encoder tells the decoder how many
+# gaps there are. The words, though, are the same few common ones whatever the sentence.
 #
 # Live, we re-measure both recorded validation losses from the shipped files, then let each model
 # undo its own noise on 200 validation sentences (greedy decoding), counting the target positions
@@ -303,13 +384,16 @@ assert live_runs["denoise"][-1] < 0.6 * live_runs["scratch"][-1]
 #   weights (word-order BLEU and exact match well above), and its validation loss is less than half.
 #   Its pretraining taught it to rewrite a whole sentence, copying what is visible, which both tasks
 #   need.
-# - **Span-corruption pretraining hurt.** The same recipe started from the span model ends far
-#   *below* the random start on everything. Its targets are three or four tokens per sentence, and
-#   the small model mostly learnt to write `<extra_id_0>` followed by the most frequent token,
-#   `<unk>`; fine-tuning starts from this confident, wrong state (its first losses are higher than
-#   a random model's) and does not recover in 1,200 steps. At T5's scale, with real sentencepiece
-#   tokens and billions of tokens, span corruption is among the best objectives
-#   {cite}`raffel2020t5`; at ours it is the weakest signal.
+# - **Span-corruption pretraining hurt, even with its task fixed.** The same recipe started from
+#   the span model ends *below* the random start on both tasks. Section 3 showed why: 1,500 steps
+#   of span corruption taught this model the corpus's word frequencies and to take nothing from the
+#   encoder but the number of gaps. Fine-tuning starts from a decoder that has learnt not to listen
+#   to the input (its first losses are higher than a random model's) and does not recover in 1,200
+#   steps. The chapter's first build, with T5's own 15% and `<unk>` targets, failed the same way, so
+#   the culprit is not the `<unk>` targets or the 15% rate alone: at this budget span corruption gives
+#   this model no signal about context that it can use. At T5's scale, with sentencepiece tokens
+#   and billions of tokens, span corruption is among the best objectives {cite}`raffel2020t5`; at
+#   ours it is the weakest.
 # - **No model fixes word order.** On the swapped half, exact match is about zero for every model;
 #   all of them stay below simply copying the input. They learn to copy, not to spot the two words
 #   that are out of place, which needs a grasp of English that 100,000 words of pretraining do not
@@ -320,15 +404,11 @@ s_, sp, dn = live_scores["scratch"], live_scores["span"], live_scores["denoise"]
 assert dn["bleu"] > 99 and dn["bleu"] >= s_["bleu"]  # denoising: perfect translation ...
 assert dn["fix_bleu"] > s_["fix_bleu"] + 10 and dn["exact_match"] > s_["exact_match"] + 10  # ... and better copying
 assert multi["denoise"]["val_loss"] < 0.5 * multi["scratch"]["val_loss"]
-assert sp["bleu"] < 50 < s_["bleu"] and sp["fix_bleu"] < s_["fix_bleu"] - 20  # span corruption: worse than random
+assert sp["bleu"] < s_["bleu"] - 50 and sp["fix_bleu"] < s_["fix_bleu"] - 40  # span corruption: worse than random
+assert multi["span"]["val_loss"] > 2 * multi["scratch"]["val_loss"]
 first_loss = {init: multi[init]["log"][0]["loss"] for init in INITS}  # loss at step 10
 print("training loss at step 10:", {k: round(v, 2) for k, v in first_loss.items()})
 assert first_loss["span"] > first_loss["scratch"] > first_loss["denoise"]
-span_says = generate(model_span, vocab, [r["input"] for r in task_rows("fix", "val")[:20]], keep_special=True)
-print("the pretrained span model, given a word-order input, writes:", span_says[0])
-said = [w for out in span_says for w in out.split() if not w.startswith("<extra_id_")]
-print(f"{sum(w == '<unk>' for w in said) / len(said):.0%} of the words it writes for 20 inputs are <unk>")
-assert all(out.startswith("<extra_id_0>") for out in span_says) and said.count("<unk>") > 0.9 * len(said)
 assert all(s["exact_match_swapped"] < 3 and s["fix_bleu"] < baseline["fix_bleu"] for s in live_scores.values())
 
 # %% [markdown]
@@ -358,14 +438,14 @@ assert single["fix"]["test"]["exact_match"] > s_["exact_match"] + 5
 #
 # Pick a validation sentence of the pretraining corpus and the noise settings; the explorer shows
 # both noised inputs, the span-corruption model's answer to the T5 input (its sentinels and the
-# words it thinks they hid) and the denoising model's rewrite of the BART input. First the default
-# setting:
+# words it thinks they hid) and the denoising model's rewrite of the BART input. First the
+# pretraining settings (30% hidden for both):
 
 # %%
 explore_sentences = span_data.texts["val"][:60]
 
 
-def corrupt_and_fill(index=57, noise_density=0.15, mean_span=3.0, mask_ratio=0.3, poisson_lambda=3.0, seed=3):
+def corrupt_and_fill(index=57, noise_density=0.3, mean_span=3.0, mask_ratio=0.3, poisson_lambda=3.0, seed=3):
     ids = vocab.encode(explore_sentences[index])
     g = torch.Generator().manual_seed(seed)
     t5_in, t5_out = t5_noise(ids, noise_density=noise_density, mean_span=mean_span, generator=g)
@@ -386,7 +466,7 @@ default_rows = corrupt_and_fill()
 # %% tags=["nbval-ignore-output", "remove-output"]
 interact(corrupt_and_fill,
          index=Dropdown(options=[(s[:60], i) for i, s in enumerate(explore_sentences)], value=57),
-         noise_density=FloatSlider(value=0.15, min=0.05, max=0.6, step=0.05),
+         noise_density=FloatSlider(value=0.3, min=0.05, max=0.6, step=0.05),
          mean_span=FloatSlider(value=3.0, min=1.0, max=8.0, step=0.5),
          mask_ratio=FloatSlider(value=0.3, min=0.05, max=0.6, step=0.05),
          poisson_lambda=FloatSlider(value=3.0, min=0.5, max=8.0, step=0.5),
@@ -401,8 +481,9 @@ interact(corrupt_and_fill,
 # - T5 has no position embeddings: a learned scalar per distance bucket and head is added to the
 #   attention scores; our small model learnt an asymmetric, short-range bias.
 # - With one architecture, one budget and one corpus, denoising pretraining made the better start:
-#   perfect translation and much better copying after multitask fine-tuning, while span corruption,
-#   at this tiny scale, made a start worse than random weights.
+#   perfect translation and much better copying after multitask fine-tuning. Span corruption, at
+#   this tiny scale, taught only the corpus's word frequencies (with T5's 15% or with 30% hidden,
+#   `<unk>` targets or not), and made a start worse than random weights.
 # - One model learnt both tasks from a text prefix; against single-task models with the same
 #   examples, sharing cost nothing on translation and a clear amount on word order. No model
 #   learnt to repair swapped words: all of them stayed below copying the input.

@@ -1,6 +1,7 @@
 """Chapter 08's text-to-text pieces: the vocabulary, both noises, batches, tasks, the shipped checkpoints."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -154,3 +155,47 @@ def test_build_writes_a_loadable_fp16_checkpoint(tmp_path):
     assert (tmp_path / "t2t-denoise.safetensors").stat().st_size < 3 * 2**20
     assert all(torch.equal(p, p.half().float()) for p in model.parameters())
     assert t2t_pretrain.verify("denoise", tmp_path)["val_loss"] == pytest.approx(record["val_loss"], abs=1e-5)
+
+
+def test_make_batch_ignores_listed_target_tokens():
+    (_, _, tgt_in), tgt_out = make_batch([([40, 41], [SENTINELS[0], UNK, 50])], ignore=(UNK,))
+    assert tgt_in.tolist() == [[PAD, SENTINELS[0], UNK, 50]]  # still read by the decoder ...
+    assert tgt_out.tolist() == [[SENTINELS[0], -100, 50, EOS]]  # ... never predicted
+    assert make_batch([([40], [UNK])])[1].tolist() == [[UNK, EOS]]  # default: nothing ignored
+
+
+def test_span_pretraining_batches_follow_the_chapter_recipe():
+    data = t2t_pretrain.PretrainData("span")
+    assert data.settings == {"noise_density": 0.3, "mean_span": 3.0} and data.ignore == (UNK,)
+    (src, _, tgt_in), tgt_out = data.get_batch("train", torch.Generator().manual_seed(0))
+    assert not (tgt_out == UNK).any() and (tgt_in == UNK).any()
+    assert t2t_pretrain.PretrainData("denoise").ignore == ()
+
+
+class _Data:  # the two attributes noise_stats and prior_loss read
+    def __init__(self, train, val):
+        self.splits, self.vocab = {"train": train, "val": val}, list(range(100))
+
+
+def test_noise_stats_and_prior_loss_by_hand():
+    fifteen = [list(range(30, 45))]
+    t5 = t2t_pretrain.noise_stats(_Data(fifteen, fifteen), noise_density=0.15, mean_span=3.0)
+    # T5's defaults on 15 words: round(2.25) = 2 words hidden in round(2 / 3) = 1 span; target <0> w w </s>
+    assert t5 == {"words": 15, "spans": 1, "hidden": 2, "target": 4, "unk_hidden": 0.0}
+    with_unk = [[UNK, UNK, 30, 31]]
+    assert t2t_pretrain.noise_stats(_Data(with_unk, with_unk), noise_density=0.99, mean_span=3.0)["unk_hidden"] == 2 / 3
+    data = _Data([[30, 30, 31, 31, UNK, UNK, UNK, UNK]], [])
+    assert t2t_pretrain.word_prior(data) == pytest.approx(math.log(2))  # 30/31, 1/2 each once <unk> is out
+    p = torch.tensor([0.25, 0.25, 0.5])
+    assert t2t_pretrain.word_prior(data, ignore_unk=False) == pytest.approx(-(p * p.log()).sum().item())
+
+
+def test_shipped_span_model_records_its_recipe_and_learnt_only_the_prior():
+    _, _, record = load("t2t-span")
+    assert record["noise"] == t2t_pretrain.NOISE_SETTINGS["span"] and record["loss_ignores"] == ["<unk>"]
+    model, _, _ = load("t2t-span")
+    data = t2t_pretrain.PretrainData("span")
+    got = t2t_pretrain.hidden_word_loss(model, data, batches=2)
+    # what chapter 08 reports: on the hidden words, the loss of a model that ignores its input
+    assert got["words"] > 400 and abs(got["loss"] - t2t_pretrain.word_prior(data)) < 0.15
+

@@ -107,15 +107,18 @@ NOISES = {"span": t5_noise, "denoise": bart_noise}
 # --- batches and the loss ------------------------------------------------------------------------
 
 
-def make_batch(pairs: list[tuple[list[int], list[int]]]):
+def make_batch(pairs: list[tuple[list[int], list[int]]], *, ignore: tuple[int, ...] = ()):
     """``((src, src_padding_mask, tgt_in), tgt_out)`` from (input ids, target ids) pairs, both
     without ``</s>``: the source and target get one, ``tgt_in`` = start (``<pad>``) + target shifted
-    right, ``tgt_out`` padded with -100 (ignored by the loss)."""
+    right, ``tgt_out`` padded with -100 (ignored by the loss). Target tokens listed in ``ignore``
+    (e.g. ``(UNK,)``) stay in ``tgt_in`` but become -100 in ``tgt_out``: never predicted."""
     if not pairs:
         raise ValueError("pairs: expected at least one (input, target) pair, got none")
     src = pad_batch([list(s) + [EOS] for s, _ in pairs], PAD)
     tgt_in = pad_batch([[PAD] + list(t) for _, t in pairs], PAD)
     tgt_out = pad_batch([list(t) + [EOS] for _, t in pairs], -100)
+    if ignore:
+        tgt_out = tgt_out.masked_fill(torch.isin(tgt_out, torch.tensor(list(ignore))), -100)
     return (src, src == PAD, tgt_in), tgt_out
 
 

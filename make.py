@@ -153,7 +153,7 @@ def test() -> None:
 
 
 def test_unit() -> None:
-    env()
+    sync()  # a working copy's notebooks/*.ipynb may be older than their .py (after a pull): pair them first
     py("-m", "pytest", "-n", setting("WORKERS", "2"), "-m", "not kernels and not book and not student",
        "--timeout=900", "tests", env={"OMP_NUM_THREADS": "1"})
 

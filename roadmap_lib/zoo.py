@@ -130,6 +130,21 @@ def load_char_gpt(name: str = "gpt-char-jargon", zoo_dir: Path | None = None):
                            zoo_dir=zoo_dir)
 
 
+def load_word_bert(name: str = "bert-word-jargon", zoo_dir: Path | None = None):
+    """``(BertForMaskedLM in eval mode, WordTokenizer, record)`` of the shipped word-level BERT
+    (built by chapter 06; chapters 10 and 22 fine-tune it). Ids 0-4 are its special tokens;
+    ``[MASK]`` written in a text is read as the mask token."""
+    from .models.bert import BertConfig, BertForMaskedLM
+    from .tokenizers.word import WordTokenizer, normalize_word
+
+    def vocab_from_list(itos):
+        return WordTokenizer(itos[5:], special_tokens=itos[:5], unk_token="[UNK]", normalize=normalize_word,
+                             literal_specials=["[MASK]"])
+
+    return load_checkpoint(name, lambda c: BertForMaskedLM(BertConfig(**c)), vocab_from_list=vocab_from_list,
+                           zoo_dir=zoo_dir)
+
+
 def check(metric: str, got: float, recorded: float, tol: float) -> Check:
     """A :class:`Check` with plain floats (from tensors, numpy or ints)."""
     return Check(metric, float(got), float(recorded), float(tol))

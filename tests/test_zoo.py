@@ -115,3 +115,14 @@ def test_build_uses_a_shipped_dependency_unless_asked_to_rebuild_it(tmp_path, mo
     assert (tmp_path / "toy" / "base.bin").stat().st_mtime_ns == stamp
     assert main(["build", "top", "--with-needs"]) == 0
     assert "building base" in capsys.readouterr().out
+
+
+def test_load_word_bert_reads_the_shipped_encoder_and_its_vocabulary():
+    from roadmap_lib.models.bert import BertForMaskedLM
+
+    model, vocab, record = zoo.load_word_bert()
+    assert isinstance(model, BertForMaskedLM) and not model.training
+    assert record["eval"]["loss"] > 0
+    ids = vocab.encode("the [MASK] hacker")
+    assert ids[1] == 4 and vocab.itos[4] == "[MASK]"  # the literal mask token, one of the five specials
+    assert vocab.decode(vocab.encode("the hacker")) == "the hacker"

@@ -22,10 +22,10 @@ from torch import nn
 from roadmap_lib.data import load_task
 from roadmap_lib.measure import count_parameters, cpu_threads
 from roadmap_lib.metrics import token_f1
-from roadmap_lib.models.bert import BertConfig, BertForMaskedLM, BertForTokenClassification
-from roadmap_lib.tokenizers.word import WordTokenizer, normalize_word
+from roadmap_lib.models.bert import BertForMaskedLM, BertForTokenClassification
+from roadmap_lib.tokenizers.word import WordTokenizer
 from roadmap_lib.training import TrainConfig, train
-from roadmap_lib.zoo import load_checkpoint
+from roadmap_lib.zoo import load_word_bert
 
 ENCODER = "bert-word-jargon"
 LEVELS = ("head only", "top block + head", "full")
@@ -35,10 +35,7 @@ POS_WEIGHT = 5.0  # about 1 word in 30 is an intruder: weight that class so "nev
 
 def load_encoder():
     """``(BertForMaskedLM, WordTokenizer, record)`` of the zoo encoder."""
-    def vocab_from_list(itos):
-        return WordTokenizer(itos[5:], special_tokens=itos[:5], unk_token="[UNK]", normalize=normalize_word,
-                             literal_specials=["[MASK]"])
-    return load_checkpoint(ENCODER, lambda c: BertForMaskedLM(BertConfig(**c)), vocab_from_list=vocab_from_list)
+    return load_word_bert(ENCODER)
 
 
 def encode_task(vocab: WordTokenizer, split: str, limit: int | None = None, context: int = 32):

@@ -26,7 +26,6 @@ from torch import nn
 from roadmap_lib.data import load_task
 from roadmap_lib.measure import cpu_threads
 from roadmap_lib.models.bert import (
-    BertConfig,
     BertForMaskedLM,
     BertForSequenceClassification,
     BertForTokenClassification,
@@ -34,7 +33,7 @@ from roadmap_lib.models.bert import (
 from roadmap_lib.tagging import spans_to_bio
 from roadmap_lib.tokenizers.word import WordTokenizer, normalize_word
 from roadmap_lib.training import TrainConfig, train
-from roadmap_lib.zoo import load_checkpoint
+from roadmap_lib.zoo import load_word_bert
 
 ENCODER = "bert-word-jargon"
 CONTEXT = 32  # the encoder's context: [CLS] + at most 30 words + [SEP]
@@ -45,10 +44,7 @@ RECIPE = {"steps": 300, "lr": 1e-3, "batch_size": 32}
 
 def load_encoder() -> tuple[BertForMaskedLM, WordTokenizer]:
     """The zoo's pretrained word BERT and its vocabulary (ids 0..4 are the special tokens)."""
-    def vocab(itos):
-        return WordTokenizer(itos[5:], special_tokens=itos[:5], unk_token="[UNK]", normalize=normalize_word,
-                             literal_specials=["[MASK]"])
-    model, tok, _ = load_checkpoint(ENCODER, lambda c: BertForMaskedLM(BertConfig(**c)), vocab_from_list=vocab)
+    model, tok, _ = load_word_bert(ENCODER)
     return model, tok
 
 

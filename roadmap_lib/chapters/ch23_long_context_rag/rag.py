@@ -178,7 +178,10 @@ class Retrievers:
 
 
 def normalize_answer(s: str) -> str:
-    """Lower case, no punctuation, no articles, single spaces (SQuAD's normalisation)."""
+    """Lower case, no punctuation, no articles, single spaces: SQuAD's normalisation, plus the curly
+    quotes the Jargon File uses, which the official script (``roadmap_lib.metrics.normalize_answer``)
+    keeps. On this chapter's answers the two differ, so the chapter keeps its own and its recorded
+    scores stand."""
     s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation) | {"“", "”", "‘", "’"})
     return " ".join(w for w in s.split() if w not in ("a", "an", "the"))
 

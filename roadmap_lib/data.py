@@ -82,7 +82,9 @@ class CharLMData:
         if split not in self.splits:
             raise ValueError(f"split: expected 'train' or 'val', got {split!r}")
         data, n = self.splits[split], batch_size or self.batch_size
-        starts = torch.randint(0, len(data) - self.context - 1, (n,), generator=generator)
+        # valid starts are 0 .. len(data) - context - 1 (the last target is data[-1]); randint's
+        # upper bound is exclusive
+        starts = torch.randint(0, len(data) - self.context, (n,), generator=generator)
         offsets = torch.arange(self.context)
         x = data[starts[:, None] + offsets]
         y = data[starts[:, None] + offsets + 1]

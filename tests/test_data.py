@@ -36,3 +36,13 @@ def test_char_lm_batches_are_shifted_and_seeded():
         CharLMData("abc" * 10, context=16)
 
 
+
+
+def test_char_lm_batches_reach_every_window_including_the_last():
+    # 20 characters, val 0.3 -> train split "abcdefghijklmn" (14 chars); context 4 gives 10 windows,
+    # starts 0..9; the last one reads "jklm" and predicts "klmn" (ends on the split's last character)
+    text = "abcdefghijklmnopqrst"
+    data = CharLMData(text, context=4, batch_size=200, val_fraction=0.3)
+    x, y = data.get_batch("train", torch.Generator().manual_seed(0))
+    assert {data.vocab.decode(row) for row in x} == {text[i : i + 4] for i in range(10)}
+    assert "klmn" in {data.vocab.decode(row) for row in y}

@@ -33,6 +33,7 @@ class GPTConfig:
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
     attention_backend: str = "math"  # "math", "sdpa" or "flash" (roadmap_lib.attention.BACKENDS)
+    fused_ops: bool = False  # norms and activations as one PyTorch kernel each (same function)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads"):
@@ -47,7 +48,7 @@ class GPTConfig:
             d_model=self.d_model, n_heads=self.n_heads, d_ff=self.d_ff, activation="gelu_tanh",
             norm="layernorm", norm_eps=self.norm_eps, prenorm=True, bias=self.bias,
             dropout=self.dropout, attn_dropout=self.dropout, causal=True,
-            attention_backend=self.attention_backend,
+            attention_backend=self.attention_backend, fused_ops=self.fused_ops,
         )
 
     def to_dict(self) -> dict:
@@ -76,7 +77,7 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(c.context_length, c.d_model)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(c.block_config()) for _ in range(c.n_layers))
-        self.ln_f = LayerNorm(c.d_model, c.norm_eps, bias=c.bias)
+        self.ln_f = LayerNorm(c.d_model, c.norm_eps, bias=c.bias, fused=c.fused_ops)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_embeddings:
             self.lm_head.weight = self.wte.weight

@@ -37,6 +37,7 @@ class LlamaConfig:
     dropout: float = 0.0
     tie_embeddings: bool = False
     attention_backend: str = "math"  # "math", "sdpa" or "flash" (roadmap_lib.attention.BACKENDS)
+    fused_ops: bool = False  # norms and activations as one PyTorch kernel each (same function)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads"):
@@ -55,7 +56,7 @@ class LlamaConfig:
             d_model=self.d_model, n_heads=self.n_heads, n_kv_heads=self.n_kv_heads,
             head_dim=self.head_dim, d_ff=self.d_ff, activation="silu", gated=True, norm="rmsnorm",
             norm_eps=self.norm_eps, prenorm=True, bias=False, dropout=self.dropout,
-            attn_dropout=self.dropout, causal=True, attention_backend=self.attention_backend,
+            attn_dropout=self.dropout, causal=True, attention_backend=self.attention_backend, fused_ops=self.fused_ops,
         )
 
     def to_dict(self) -> dict:
@@ -71,7 +72,7 @@ class Llama(nn.Module):
         self.blocks = nn.ModuleList(
             TransformerBlock(c.block_config(), rotary=self.rotary) for _ in range(c.n_layers)
         )
-        self.norm = RMSNorm(c.d_model, c.norm_eps)
+        self.norm = RMSNorm(c.d_model, c.norm_eps, fused=c.fused_ops)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_embeddings:
             self.lm_head.weight = self.embed.weight

@@ -37,6 +37,11 @@ import torch
 from ipywidgets import IntSlider, interact
 
 from roadmap_lib import set_seed
+from roadmap_lib.chapters.ch01_why_transformers.exercises import (
+    check_chinchilla_optimal,
+    check_memory_limited_accuracy,
+    check_recall_target,
+)
 from roadmap_lib.chapters.ch01_why_transformers.recall import (
     AttentionRecall,
     LSTMRecall,
@@ -55,7 +60,7 @@ from roadmap_lib.chapters.ch01_why_transformers.timeline import (
     plot_timeline,
     plot_tokens_per_parameter,
 )
-from roadmap_lib.exercises import check_close, check_function, check_true
+from roadmap_lib.exercises import check_true
 from roadmap_lib.measure import count_parameters
 
 set_seed(0)
@@ -376,11 +381,7 @@ def recall_target(symbols, distance):
 # ```
 
 # %%
-_cases = []
-for _seed in range(3):
-    _s, _d, _t = make_recall_batch(16, cfg, generator=torch.Generator().manual_seed(_seed))
-    _cases.append(((_s, _d), _t))
-check_function(recall_target, _cases)
+check_recall_target(recall_target)
 
 # %% [markdown]
 # ```{exercise-start}
@@ -424,12 +425,7 @@ def memory_limited_accuracy(distances, memory, vocab):
 # ```
 
 # %%
-check_function(
-    memory_limited_accuracy,
-    [((list(range(6)), 2, 8), torch.tensor([1, 1, 1 / 8, 1 / 8, 1 / 8, 1 / 8])),
-     ((list(range(4)), 0, 4), torch.full((4,), 0.25)),
-     ((list(range(3)), 5, 10), torch.ones(3))],
-)
+check_memory_limited_accuracy(memory_limited_accuracy)
 _fit = min(range(6), key=lambda m: (memory_limited_accuracy(distances, m, cfg.vocab) - acc_lstm).abs().mean())
 check_true(_fit == 2, fail=f"the best-fitting memory for this LSTM came out as {_fit}, expected 2",
            success="the LSTM behaves like a memory of about 2 symbols")
@@ -476,13 +472,7 @@ def chinchilla_optimal(compute):
 # ```
 
 # %%
-_chin = by_name["Chinchilla"]
-_n, _d = chinchilla_optimal(6 * _chin.parameters * _chin.tokens)
-check_close(_n / 1e9, _chin.parameters / 1e9, name="N for Chinchilla's compute, in billions", rtol=0.01)
-check_close(_d / 1e12, _chin.tokens / 1e12, name="D for Chinchilla's compute, in trillions", rtol=0.01)
-_gpt3 = by_name["GPT-3"]
-_n3, _ = chinchilla_optimal(6 * _gpt3.parameters * _gpt3.tokens)
-check_close(_n3 / 1e9, 51.2, name="compute-optimal N for GPT-3's budget, in billions", rtol=0.01)
+check_chinchilla_optimal(chinchilla_optimal)  # Chinchilla's and GPT-3's budgets among the cases
 
 # %% [markdown]
 # ## Summary

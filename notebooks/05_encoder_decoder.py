@@ -45,6 +45,11 @@ import torch
 from ipywidgets import Dropdown, IntSlider, interact
 
 from roadmap_lib import set_seed
+from roadmap_lib.chapters.ch05_encoder_decoder.exercises import (
+    check_brevity_penalty,
+    check_clipped_matches,
+    check_decoder_io,
+)
 from roadmap_lib.chapters.ch05_encoder_decoder.plots import plot_cross_attention
 from roadmap_lib.chapters.ch05_encoder_decoder.translation import (
     BOS,
@@ -59,8 +64,7 @@ from roadmap_lib.chapters.ch05_encoder_decoder.translation import (
     verb_alignment,
 )
 from roadmap_lib.data import load_task
-from roadmap_lib.exercises import check_function, check_tensor
-from roadmap_lib.metrics import bleu_statistics, corpus_bleu, ngrams, sentence_bleu, tokenize_13a
+from roadmap_lib.metrics import ngrams, sentence_bleu
 from roadmap_lib.models.encoder_decoder import Transformer
 from roadmap_lib.objectives import seq2seq_loss
 from roadmap_lib.training import TrainConfig, evaluate, train
@@ -367,9 +371,7 @@ def brevity_penalty(hyp_len, ref_len):
 # ```
 
 # %%
-cases = [((c, r), corpus_bleu([" ".join("w" * c)], [" ".join("w" * r)]).brevity_penalty)
-         for c, r in [(5, 5), (7, 5), (4, 8), (1, 3), (0, 4)]]
-check_function(brevity_penalty, cases)
+check_brevity_penalty(brevity_penalty)  # against corpus BLEU's own brevity penalty
 
 # %% [markdown]
 # ```{exercise-start}
@@ -408,13 +410,7 @@ def clipped_matches(hyp, ref, n):
 # ```
 
 # %%
-cases = []
-for hyp, ref in [("the the the", "the cat"), (live_greedy[0], refs[0]), (live_beam[1], refs[1]),
-                 ("a b c d a b", "a b a b c")]:
-    stats = bleu_statistics(hyp, [ref])
-    for n in (1, 2, 3, 4):
-        cases.append(((tokenize_13a(hyp), tokenize_13a(ref), n), stats[1 + n]))
-check_function(clipped_matches, cases)
+check_clipped_matches(clipped_matches)  # against the matches BLEU counts, on sentence pairs with repeats
 
 # %% [markdown]
 # ```{exercise-start}
@@ -456,8 +452,4 @@ def decoder_io(targets):
 # ```
 
 # %%
-_, expected_out = make_batch(vocab, eval_rows[:4])
-(_, _, expected_in), _ = make_batch(vocab, eval_rows[:4])
-got_in, got_out = decoder_io([vocab.encode(r["tgt"]) for r in eval_rows[:4]])
-check_tensor(got_in, expected_in, name="tgt_in")
-check_tensor(got_out, expected_out, name="tgt_out")
+check_decoder_io(decoder_io)  # against the padded batches `make_batch` builds

@@ -52,6 +52,10 @@ from ipywidgets import IntSlider, interact
 from roadmap_lib import set_seed
 from roadmap_lib.chapters.ch12_efficient_architectures import experiment
 from roadmap_lib.chapters.ch12_efficient_architectures.artifacts import load as load_sweep
+from roadmap_lib.chapters.ch12_efficient_architectures.exercises import (
+    check_linear_step,
+    check_switch_loss,
+)
 from roadmap_lib.chapters.ch12_efficient_architectures.plots import (
     plot_decode_state,
     plot_favor,
@@ -84,7 +88,7 @@ from roadmap_lib.efficient.sparse import (
     dense_masked_attention,
 )
 from roadmap_lib.efficient.ssm import S4D, causal_conv_direct, causal_conv_fft, selective_scan
-from roadmap_lib.exercises import check_close, check_function
+from roadmap_lib.exercises import check_close
 from roadmap_lib.scaling import fit_power_law
 
 set_seed(0)
@@ -665,23 +669,7 @@ def linear_step(S, z, q_t, k_t, v_t):
 # ```
 
 # %%
-def run_steps(q_, k_, v_):
-    S_ = q_.new_zeros(*q_.shape[:2], q_.shape[-1], v_.shape[-1])
-    z_ = q_.new_zeros(*q_.shape[:2], q_.shape[-1])
-    outs = []
-    for t in range(q_.shape[2]):
-        o_, S_, z_ = linear_step(S_, z_, q_[:, :, t], k_[:, :, t], v_[:, :, t])
-        outs.append(o_)
-    return torch.stack(outs, dim=2)
-
-
-gen = torch.Generator().manual_seed(5)
-cases = []
-for shape in [(1, 1, 6, 4, 3), (2, 3, 20, 8, 5)]:
-    b0, h0, l0, d0, dv0 = shape
-    qkv = [torch.randn(b0, h0, l0, dd, generator=gen, dtype=torch.float64) for dd in (d0, d0, dv0)]
-    cases.append((qkv, linear_attention(*qkv)))
-check_function(run_steps, cases, name="linear_step, run over the sequence", atol=1e-10)
+check_linear_step(linear_step)  # run over whole sequences, against the parallel form
 
 # %% [markdown]
 # ```{exercise-start}
@@ -779,8 +767,4 @@ def switch_loss(router_logits, k):
 # ```
 
 # %%
-gen = torch.Generator().manual_seed(6)
-for n_tok, n_exp, k_ in [(10, 4, 1), (50, 8, 2), (7, 3, 3)]:
-    logits_ex = 2 * torch.randn(n_tok, n_exp, generator=gen)
-    check_close(float(switch_loss(logits_ex, k_)), float(load_balancing_loss_func((logits_ex,), n_exp, k_)),
-                name=f"switch_loss ({n_tok} tokens, {n_exp} experts, k={k_})", atol=1e-5)
+check_switch_loss(switch_loss)  # against the library's loss, equal to transformers'

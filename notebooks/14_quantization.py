@@ -43,6 +43,10 @@ from IPython.display import Markdown, display
 from ipywidgets import Dropdown, IntSlider, interact
 
 from roadmap_lib import set_seed
+from roadmap_lib.chapters.ch14_quantization.exercises import (
+    check_gptq_by_hand,
+    check_zeropoint_quantize,
+)
 from roadmap_lib.chapters.ch14_quantization.experiments import (
     all_layer_objectives,
     calibration_sets,
@@ -80,13 +84,11 @@ from roadmap_lib.chapters.ch14_quantization.plots import (
     table_markdown,
 )
 from roadmap_lib.data import CharLMData
-from roadmap_lib.exercises import check_close, check_tensor, check_true
+from roadmap_lib.exercises import check_close
 from roadmap_lib.measure import count_parameters
 from roadmap_lib.quantization import (
     activation_scale,
     awq_search,
-    gptq_hessian,
-    layer_error,
     nf4_code_book,
 )
 from roadmap_lib.zoo import load_char_gpt
@@ -640,20 +642,8 @@ def zeropoint_quantize(w, bits, group_size):
 # ```
 
 # %%
-# The check imports its reference only now, after your answer.
-from roadmap_lib.quantization import quantize as reference_quantize
-
-gen = torch.Generator().manual_seed(3)
-for shape, bits_, group in [((8, 64), 4, 32), ((16, 128), 8, 128), ((4, 96), 3, 16)]:
-    w_ex = torch.randn(*shape, generator=gen) + 0.3
-    w_ex[0] = w_ex[0].abs()  # a row with no negative weight: the grid must still contain 0
-    expected = reference_quantize(w_ex, bits_, "zeropoint", group)
-    got = zeropoint_quantize(w_ex, bits_, group)
-    check_true(isinstance(got, tuple) and len(got) == 3, fail="return a tuple (codes, scales, zeros)",
-               success=f"three tensors for {bits_} bits, groups of {group}")
-    check_tensor(got[1], expected.scales, name=f"scales ({bits_} bits, group {group})")
-    check_tensor(got[2], expected.zeros, name=f"zero points ({bits_} bits, group {group})")
-    check_tensor(got[0], expected.codes, name=f"codes ({bits_} bits, group {group})")
+# Against the library's round-to-nearest `quantize` (which the answer may not call), dtypes included.
+check_zeropoint_quantize(zeropoint_quantize)
 
 # %% [markdown]
 # ```{exercise-start}
@@ -767,17 +757,5 @@ def gptq_by_hand(w, hessian, bits):
 # ```
 
 # %%
-# The check imports its reference only now, after your answer.
-from roadmap_lib.quantization import dequantize, fake_quantize, gptq_quantize
-
-gen = torch.Generator().manual_seed(4)
-w_ex = torch.randn(24, 40, generator=gen, dtype=torch.float64)
-x_ex = torch.randn(300, 40, generator=gen, dtype=torch.float64) @ torch.randn(40, 40, generator=gen,
-                                                                              dtype=torch.float64)
-h_ex = gptq_hessian(x_ex)
-mine = gptq_by_hand(w_ex, h_ex, 3)
-check_tensor(mine, dequantize(*gptq_quantize(w_ex, h_ex, bits=3, granularity="channel")), name="gptq_by_hand",
-             atol=1e-8)
-mine_err, rtn_err_ex = layer_error(w_ex, mine, x_ex), layer_error(w_ex, fake_quantize(w_ex, 3), x_ex)
-check_true(mine_err < rtn_err_ex, fail="the output error should be below round-to-nearest's",
-           success=f"output error {mine_err:.1f} against RTN's {rtn_err_ex:.1f}")
+# Against the library's `gptq_quantize` (which the answer may not call), then against round-to-nearest.
+check_gptq_by_hand(gptq_by_hand)

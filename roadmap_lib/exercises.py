@@ -10,6 +10,7 @@ sees the same message as feedback.
 from __future__ import annotations
 
 import contextlib
+import copy
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -250,6 +251,8 @@ def check_function(
     rtol: float = 1e-4,
     mistakes: dict[str, Callable[..., Any]] | None = None,
     forbid: Iterable[Any] = (),
+    outputs: Sequence[str] | None = None,
+    check_dtype: bool = False,
 ) -> None:
     """Call ``fn(*args)`` for each ``(args, expected)`` case and compare with :func:`check_tensor`.
 
@@ -259,26 +262,45 @@ def check_function(
     that description. An input that the function changed in place is reported too. ``forbid``
     lists the library functions (or classes) the answer must not call: the reference the cases
     were computed with, which the chapter itself imports.
+
+    An ``expected`` that is a tuple means the function returns several tensors; each is compared
+    in turn, named by ``outputs`` (e.g. ``("codes", "scales", "zeros")``). ``check_dtype`` also
+    requires each output's dtype. When the answer raises an exception and a declared mistake raises
+    the same kind of exception on that case, the message names the mistake too.
     """
     forbid = tuple(forbid)
     label = name or getattr(fn, "__name__", "your function")
     cases = list(cases)
     for i, (args, expected) in enumerate(cases):
         before = [a.clone() if isinstance(a, torch.Tensor) else None for a in args]
+        shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args)
+        call = f"{label}({shapes}) [case {i + 1}]"
         try:
             with _forbidden(fn, forbid, label):
                 got = fn(*args)
         except NotImplementedError as err:
             raise ExerciseError(f"{label} is not written yet (it raised NotImplementedError).") from err
-        shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args)
-        call = f"{label}({shapes}) [case {i + 1}]"
+        except ExerciseError:
+            raise
+        except Exception as err:
+            diagnosis = _which_mistake_raises(err, args, mistakes or {})
+            if diagnosis:
+                raise ExerciseError(f"{call}: likely mistake: {diagnosis}. Details: it raised "
+                                    f"{type(err).__name__}: {err}") from err
+            raise
         for k, (a, b) in enumerate(zip(args, before)):
             if b is not None and not torch.equal(a, b) and not (a.isnan() & b.isnan()).all():
                 raise ExerciseError(f"{call} changed its argument {k + 1} in place (an in-place operation "
                                     f"such as `x += ...`, `x.mul_()` or `x[...] = ...` on an input): work on a "
                                     f"copy or use out-of-place operations.")
         try:
-            check_tensor(got, expected, name=call, atol=atol, rtol=rtol, quiet=True)
+            if isinstance(expected, tuple):
+                _check_outputs(got, expected, call, outputs, atol, rtol, check_dtype)
+            else:
+                if check_dtype and isinstance(got, torch.Tensor) and isinstance(expected, torch.Tensor) \
+                        and got.dtype != expected.dtype:
+                    raise ExerciseError(f"{call} has dtype {got.dtype}, expected {expected.dtype}.")
+                check_tensor(got, expected, name=call, atol=atol, rtol=rtol, quiet=True)
         except ExerciseError as err:
             diagnosis = _which_mistake(got, args, mistakes or {}, atol, rtol)
             if diagnosis:
@@ -287,8 +309,37 @@ def check_function(
     _ok(f"{label} passes all {len(cases)} cases.")
 
 
+def _check_outputs(got: Any, expected: tuple[Any, ...], call: str, outputs: Sequence[str] | None,
+                   atol: float, rtol: float, check_dtype: bool) -> None:
+    """Several outputs: the count first, then each one (its dtype when asked, then its values)."""
+    names = list(outputs or ()) + [f"output {k + 1}" for k in range(len(outputs or ()), len(expected))]
+    if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+        what = f"a {type(got).__name__}" if not isinstance(got, (tuple, list)) else f"{len(got)} values"
+        raise ExerciseError(f"{call} should return {len(expected)} values ({', '.join(names)}), got {what}.")
+    for g, e, out_name in zip(got, expected, names):
+        if check_dtype and isinstance(e, torch.Tensor):
+            dtype = g.dtype if isinstance(g, torch.Tensor) else type(g).__name__
+            if dtype != e.dtype:
+                raise ExerciseError(f"{call}: {out_name} has dtype {dtype}, expected {e.dtype}.")
+        check_tensor(g, e, name=f"{call}: {out_name}", atol=atol, rtol=rtol, quiet=True)
+
+
+def _which_mistake_raises(err: Exception, args: Sequence[Any], mistakes: dict[str, Callable[..., Any]]) -> str | None:
+    """The first declared mistake that raises the same kind of exception on these arguments."""
+    for description, wrong in mistakes.items():
+        copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+        try:
+            wrong(*copies)
+        except Exception as other:  # noqa: BLE001 - any exception of the same kind matches
+            if type(other) is type(err):
+                return description
+    return None
+
+
 def _which_mistake(got: Any, args: Sequence[Any], mistakes: dict[str, Callable[..., Any]],
                    atol: float, rtol: float) -> str | None:
+    if isinstance(got, (tuple, list)):
+        return _which_mistake_of_many(got, args, mistakes, atol, rtol)
     if isinstance(got, (int, float, bool)):
         got = torch.as_tensor(got)
     if not isinstance(got, torch.Tensor):
@@ -297,10 +348,27 @@ def _which_mistake(got: Any, args: Sequence[Any], mistakes: dict[str, Callable[.
         copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
         try:
             out = wrong(*copies)
+            out = torch.as_tensor(out)
         except Exception:  # a mistake that cannot even run on this case is not the one made
             continue
-        out = torch.as_tensor(out)
         if out.shape == got.shape and _same(got.detach(), out, rtol, atol):
+            return description
+    return None
+
+
+def _which_mistake_of_many(got: Sequence[Any], args: Sequence[Any], mistakes: dict[str, Callable[..., Any]],
+                           atol: float, rtol: float) -> str | None:
+    """As :func:`_which_mistake`, for answers that return several tensors: every one must agree."""
+    for description, wrong in mistakes.items():
+        copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+        try:
+            outs = wrong(*copies)
+            if not isinstance(outs, (tuple, list)) or len(outs) != len(got):
+                continue
+            pairs = [(torch.as_tensor(g).detach(), torch.as_tensor(o)) for g, o in zip(got, outs)]
+        except Exception:  # a mistake that cannot even run on this case is not the one made
+            continue
+        if all(g.shape == o.shape and _same(g, o, rtol, atol) for g, o in pairs):
             return description
     return None
 
@@ -309,10 +377,12 @@ __all__ = ["ExerciseError", "check_close", "check_function", "check_tensor", "ch
 
 
 def check_equal(fn: Callable[..., Any], cases: Iterable[tuple[Sequence[Any], Any]], *,
-                name: str | None = None, forbid: Iterable[Any] = ()) -> None:
+                name: str | None = None, forbid: Iterable[Any] = (),
+                mistakes: dict[str, Callable[..., Any]] | None = None) -> None:
     """Call ``fn(*args)`` for each ``(args, expected)`` case and require ``got == expected``
     exactly: for answers that are not tensors (lists of tokens, dicts of counts, strings).
-    ``forbid`` as in :func:`check_function`."""
+    ``forbid`` and ``mistakes`` as in :func:`check_function`: a wrong answer equal to what a
+    declared mistake returns on that case is named ("likely mistake: ...")."""
     import reprlib
 
     forbid = tuple(forbid)
@@ -320,6 +390,7 @@ def check_equal(fn: Callable[..., Any], cases: Iterable[tuple[Sequence[Any], Any
     cases = list(cases)
     for i, (args, expected) in enumerate(cases):
         call = f"{label}({', '.join(map(reprlib.repr, args))})"
+        pristine = copy.deepcopy(args) if mistakes else args  # in case the answer changes its input
         try:
             with _forbidden(fn, forbid, label):
                 got = fn(*args)
@@ -327,11 +398,20 @@ def check_equal(fn: Callable[..., Any], cases: Iterable[tuple[Sequence[Any], Any
             raise ExerciseError(f"{label} is not written yet (it raised NotImplementedError).") from err
         if got is None and expected is not None:
             raise ExerciseError(f"{call} returned None: did the function forget to `return`?")
-        if type(got) is not type(expected) and not (isinstance(got, dict) and isinstance(expected, dict)):
-            raise ExerciseError(f"{call} [case {i + 1}] returned a {type(got).__name__}, "
-                                f"expected a {type(expected).__name__}: {expected!r}")
-        if got != expected:
-            raise ExerciseError(f"{call} [case {i + 1}] returned {got!r}, expected {expected!r}")
+        wrong_type = type(got) is not type(expected) and not (isinstance(got, dict) and isinstance(expected, dict))
+        if wrong_type or got != expected:
+            likely = ""
+            for description, wrong_fn in (mistakes or {}).items():
+                try:
+                    if wrong_fn(*copy.deepcopy(pristine)) == got:
+                        likely = f"likely mistake: {description}. "
+                        break
+                except Exception:  # a mistake that cannot run on this case is not the one made
+                    continue
+            if wrong_type:
+                raise ExerciseError(f"{likely}{call} [case {i + 1}] returned a {type(got).__name__}, "
+                                    f"expected a {type(expected).__name__}: {expected!r}")
+            raise ExerciseError(f"{likely}{call} [case {i + 1}] returned {got!r}, expected {expected!r}")
     _ok(f"{label} passes all {len(cases)} cases.")
 
 

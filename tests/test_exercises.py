@@ -186,3 +186,48 @@ def test_forbid_in_check_equal():
     with pytest.raises(ExerciseError, match="write it yourself"):
         check_equal(uses_ngrams, [((["a", "b"],), {("a",): 1, ("b",): 1})], forbid=[ngrams])
     check_equal(uses_ngrams, [((["a", "b"],), {("a",): 1, ("b",): 1})])
+
+
+def test_several_outputs_are_compared_one_by_one_and_named():
+    x = torch.arange(6.0).reshape(2, 3)
+    cases = [((x,), (x.sum(0), x.amax(1)))]
+    check_function(lambda t: (t.sum(0), t.amax(1)), cases, outputs=("sums", "maxima"))
+    with pytest.raises(ExerciseError, match="maxima: .*differ"):
+        check_function(lambda t: (t.sum(0), t.amin(1)), cases, outputs=("sums", "maxima"))
+    with pytest.raises(ExerciseError, match=r"should return 2 values \(sums, maxima\), got a Tensor"):
+        check_function(lambda t: t.sum(0), cases, outputs=("sums", "maxima"))
+    msg = _message(lambda t: (t.sum(0), t.amin(1)), cases, outputs=("sums", "maxima"),
+                   mistakes={"the minimum, not the maximum": lambda t: (t.sum(0), t.amin(1))})
+    assert "likely mistake: the minimum, not the maximum" in msg
+
+
+def test_check_dtype_in_check_function():
+    x = torch.tensor([1.0, 2.0])
+    with pytest.raises(ExerciseError, match="dtype torch.float32, expected torch.uint8"):
+        check_function(lambda t: t.clone(), [((x,), x.to(torch.uint8))], check_dtype=True)
+    with pytest.raises(ExerciseError, match="codes has dtype torch.float32, expected torch.uint8"):
+        check_function(lambda t: (t.clone(),), [((x,), (x.to(torch.uint8),))], outputs=("codes",), check_dtype=True)
+    check_function(lambda t: t.clone(), [((x,), x.to(torch.uint8))])  # values only, as before
+
+
+def test_an_exception_is_named_when_a_declared_mistake_raises_it_too():
+    mistakes = {"the empty case is not handled first": lambda n: 1 / n}
+    with pytest.raises(ExerciseError, match="likely mistake: the empty case is not handled first.*ZeroDivisionError"):
+        check_function(lambda n: 1 / n, [((0,), torch.tensor(0.0))], mistakes=mistakes)
+    with pytest.raises(KeyError):  # an exception no mistake explains is left as it is
+        check_function(lambda n: {}[n], [((0,), torch.tensor(0.0))], mistakes=mistakes)
+
+
+def test_check_equal_names_a_declared_mistake_on_the_original_input():
+    def pops(words):  # changes its input, then answers wrongly
+        words.pop()
+        return list(words)
+
+    mistakes = {"the last word is dropped": lambda words: words[:-1], "never": lambda words: []}
+    with pytest.raises(ExerciseError, match=r"^likely mistake: the last word is dropped\. "):
+        check_equal(pops, [((["a", "b", "c"],), ["a", "b", "c"])], mistakes=mistakes)
+    with pytest.raises(ExerciseError, match="^likely mistake: the last word is dropped. .*returned a tuple"):
+        check_equal(lambda w: tuple(w[:-1]), [((["a", "b"],), ["a", "b"])],
+                    mistakes={"the last word is dropped": lambda w: tuple(w[:-1])})
+    with pytest.raises(ExerciseError, match=r"^<lambda>"):
+        check_equal(lambda w: ["z"], [((["a"],), ["a"])], mistakes=mistakes)

@@ -38,6 +38,12 @@ def test_char_lm_batches_are_shifted_and_seeded():
 
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known defect (issue 12): get_batch never draws the last window. The one-line fix changes every "
+    "seeded batch, so it lands together with rebuilding the artifacts whose recorded numbers depend on "
+    "them (03-extrapolation, gpt-char-jargon, scaling-sweep-jargon, gpt-char-distilled, ch12-sweep, "
+    "gpt-char-draft, 16-peft-sweep, 17-continual) and re-checking chapters 12, 14 and 16's live runs. "
+    "strict: once fixed, this marker must go"))
 def test_char_lm_batches_reach_every_window_including_the_last():
     # 20 characters, val 0.3 -> train split "abcdefghijklmn" (14 chars); context 4 gives 10 windows,
     # starts 0..9; the last one reads "jklm" and predicts "klmn" (ends on the split's last character)

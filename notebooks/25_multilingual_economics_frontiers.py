@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 25. Frontiers: many languages, what it costs, and looking inside
+# # 25. Frontiers: many languages, what it costs, looking inside, and agents
 #
 # **What you will learn**
 #
@@ -33,13 +33,19 @@
 #   linear probes {cite}`alain2017understanding,hewitt2019designing`, activation patching
 #   {cite}`meng2022locating` and the logit lens {cite}`nostalgebraist2020logitlens`, on a model
 #   trained to copy repeated sequences {cite}`olsson2022context`, and how they caught it using a
-#   shortcut instead of the mechanism we set out to find.
+#   shortcut instead of the mechanism we set out to find;
+# - how to run a model as an agent with tools, an allow-list, a step budget and time limits
+#   {cite}`yao2023react,schick2023toolformer`, how it fails, and what accuracy each way of spending
+#   test-time compute buys per token: greedy decoding, a vote or a verifier over sampled chains,
+#   and sampled agent runs {cite}`snell2024scaling`.
 #
 # **What you need**: tokenizers and BPE (chapter 02), the decoder-only GPT (chapter 07) and its
 # decoding loop with a KV cache (chapters 15 and 18), scaling laws and the $6ND$ FLOP count
-# (chapter 09); chapter 20's energy estimate is the small version of section 2.
+# (chapter 09); chapter 20's energy estimate is the small version of section 2; chain of thought,
+# self-consistency, the verifier and the tool loop on the parity task (chapter 11), whose model
+# section 4 reuses.
 #
-# **Run time**: about 80 s measured on a busy shared 2-core machine, one thread (less on an idle
+# **Run time**: 75 to 105 s measured on a busy shared 2-core machine, one thread (less on an idle
 # laptop); the longer runs are shipped as results, see each section.
 
 # %%
@@ -49,16 +55,21 @@ import torch
 from IPython.display import Markdown, display
 from ipywidgets import FloatLogSlider, FloatSlider, interact
 
-from roadmap_lib import data_path, economics, interpret, multilingual, set_seed
+from roadmap_lib import data_path, economics, interpret, multilingual, reasoning, set_seed
+from roadmap_lib.chapters.ch25_multilingual_economics_frontiers import agent_study as A
 from roadmap_lib.chapters.ch25_multilingual_economics_frontiers import costs
 from roadmap_lib.chapters.ch25_multilingual_economics_frontiers import induction as I
 from roadmap_lib.chapters.ch25_multilingual_economics_frontiers import multilingual_study as S
-from roadmap_lib.chapters.ch25_multilingual_economics_frontiers.artifacts import transfer_results
+from roadmap_lib.chapters.ch25_multilingual_economics_frontiers.artifacts import (
+    test_time_results,
+    transfer_results,
+)
 from roadmap_lib.chapters.ch25_multilingual_economics_frontiers.exercises import (
     check_gpu_hours,
     check_prediction,
     check_premium,
     check_recovered,
+    check_run_tokens,
 )
 from roadmap_lib.chapters.ch25_multilingual_economics_frontiers.plots import (
     plot_attention,
@@ -66,8 +77,10 @@ from roadmap_lib.chapters.ch25_multilingual_economics_frontiers.plots import (
     plot_logit_lens,
     plot_patching,
     plot_premium,
+    plot_test_time,
     plot_transfer,
 )
+from roadmap_lib.measure import count_parameters
 from roadmap_lib.tokenizers import load
 from roadmap_lib.zoo import load_char_gpt
 
@@ -478,8 +491,258 @@ assert probes["current token"][0] > 0.95 and probes["current token"][2] < 0.3
 #
 # The same tools scale to real models (patching over layers and token positions is how
 # {cite}`meng2022locating` localised factual recall in GPT-2 XL), but the result is only as good as
-# the corruption and the metric. Agents and test-time compute (best-of-n with a verifier, tool loops),
-# planned for this chapter, are not here yet.
+# the corruption and the metric.
+
+# %% [markdown]
+# ## 4. Agents and test-time compute
+#
+# A reasoning model of the o1 kind {cite}`openai2024o1` answers better when it is allowed to think
+# longer: it spends more compute *at inference*, and how to spend it best is a question of its own
+# {cite}`snell2024scaling`. The ways to spend it fall in two families. **Search over samples**:
+# draw several chains of thought and keep the majority answer (self-consistency,
+# {cite}`wang2023selfconsistency`) or the one a verifier prefers {cite}`cobbe2021training,lightman2024verify`.
+# **Acting**: let the model call tools in a loop, reading each result before its next step
+# (ReAct {cite}`yao2023react`; Toolformer {cite}`schick2023toolformer` teaches a model where to
+# insert the calls). Chapter 11 tried each on its own. Here we build the loop as a real agent, with
+# the safety a loop needs, count how it fails, and put every method on one axis: accuracy against
+# the compute it spent.
+#
+# **The task and the model** are chapter 11's: the parity of 2 to 6 named bits, and its shipped
+# scratchpad GPT (`gpt-char-cot`), which writes `a1b0c1=` → `a1:1,b0:1,c1:0#0.` (each bit copied,
+# then the parity so far). We score every method on **all 124 problems** of 2 to 6 bits, the whole
+# problem space, so no sampling of test problems adds noise.
+#
+# ### An agent with two tools
+#
+# `roadmap_lib.agents.run_agent(generate, prompt, tools, parse, max_steps=..., timeout_s=...)` is
+# the loop: the model writes one action; `parse` turns it into a tool call, a final answer, or
+# nothing; the call runs only if its tool is in `tools` (the **allow-list**), on a worker thread
+# with a **time limit**, and its result is appended to the text; repeat, at most `max_steps` model
+# calls (the **step budget**). Every way an episode can end is a named status, so failures are
+# counted, not guessed. For our model each action is short:
+#
+# - a bit's name (`a`, `,b`, ...) calls `lookup`, which writes that bit, read from the problem;
+# - `:` calls `calc`, which writes the parity of the previous running parity and the bit just
+#   looked up;
+# - `#1.` is the final answer.
+#
+# The model is left with the *plan*: which name comes next, and when to stop. A 6-bit problem takes
+# 13 model calls; the budget is 16. `run_agents` runs many episodes in lockstep, one batch per model
+# call, the way a server batches agents. One trace, picked by a rule: the only problem on which
+# the model's greedy chain is wrong.
+
+# %%
+cot_model = A.load_model()
+problems = A.all_problems()
+truth = [sum(p) % 2 for p in problems]
+tt = test_time_results()
+wrong = [i for i, (a, y) in enumerate(zip(tt["greedy"]["answer"], truth)) if a != y]  # from the shipped record
+agent_runs = A.run_episodes(cot_model, problems)  # the greedy agent, all 124 problems in one batch
+print(f"gpt-char-cot: {count_parameters(cot_model):,} parameters; greedy chain wrong on problems {wrong}")
+i = wrong[0]
+(chain,), = A.chains(cot_model, [problems[i]])[0]  # re-run live
+print(f"greedy chain: {reasoning.tagged_prompt(problems[i])}{chain}   (true parity {truth[i]})")
+for step in agent_runs[i].steps:
+    print(f"  model wrote {step.output!r:6} -> {step.action}" + (f" -> {step.observation!r}" if step.observation else ""))
+print(f"agent: {agent_runs[i].text}  status {agent_runs[i].status!r}, answer {agent_runs[i].answer}")
+
+# %%
+assert len(wrong) == 1 and reasoning.parse_answer(chain) != truth[i] and 100_000 < count_parameters(cot_model) < 110_000
+assert [A.failure_kind(e) for e in agent_runs] == tt["greedy agent"]["status"], "the greedy agent no longer matches the record"
+assert [A.episode_tokens(e) for e in agent_runs] == tt["greedy agent"]["tokens"]
+assert agent_runs[i].status == "answered" and int(agent_runs[i].answer) == truth[i]
+budget_12 = sum(e.status == "answered" and e.model_calls <= 12 and int(e.answer) == y for e, y in zip(agent_runs, truth))
+print(f"greedy agent: {sum(int(e.answer) == y for e, y in zip(agent_runs, truth))}/124 right with a budget of "
+      f"{A.MAX_STEPS} calls; a budget of 12 would leave {budget_12}/124")
+assert all(e.status == "answered" and int(e.answer) == y for e, y in zip(agent_runs, truth))
+assert budget_12 == 124 - 64
+
+# %% [markdown]
+# The greedy chain copies every bit right and then writes a wrong running parity at one step; in the
+# agent loop the model writes only names and `:`, the tools fill in the bits and the parities, and
+# the same model is right on all 124 problems (it was right on 123 alone). The step budget is a
+# safety limit with a price: it must fit the longest legitimate plan. At 12 calls every 6-bit
+# problem (13 calls) would end `"step budget"` one step from its answer, 60 of 124 left.
+#
+# ### How the agent fails
+#
+# Greedy, the agent never fails. To see its failure modes we **sample** the model at temperature
+# 1.5 (why 1.5, below), 16 runs per problem and three sampling seeds
+# (`python -m roadmap_lib build 25-test-time` ran them, with everything else in this section, and
+# wrote `data/25_test_time.json`; the cell re-runs one batch, seed 0's first sample of all 124
+# problems, and checks it against the file). How each run ended:
+
+# %%
+batch = A.run_episodes(cot_model, problems, A.TEMPERATURE, A.sample_seed(0, 0))
+assert [A.failure_kind(e) for e in batch] == [s[0] for s in tt["runs"][0]["agent"]["status"]]
+assert [A.episode_tokens(e) for e in batch] == [t[0] for t in tt["runs"][0]["agent"]["tokens"]]
+
+table = A.status_table(tt)
+runs_per_seed = len(problems) * tt["n"]
+wrong_answers = [sum(s == "answered" and a != y for ans, st, y in zip(r["agent"]["answer"], r["agent"]["status"], truth)
+                     for a, s in zip(ans, st)) for r in tt["runs"]]
+kinds = ["answered", "malformed", "lookup: no such bit", "calc: missing operand", "refused", "timeout",
+         "step budget", "silent"]
+rows = ["| how the run ended | seed 0 | seed 1 | seed 2 |", "|---|---:|---:|---:|"]
+rows += [f"| {k} | " + " | ".join(str(c) for c in table.get(k, [0, 0, 0])) + " |" for k in kinds]
+rows += ["| of the answered: wrong answer | " + " | ".join(str(w) for w in wrong_answers) + " |"]
+display(Markdown(f"Agent runs sampled at temperature {tt['temperature']}, {runs_per_seed} per seed:\n\n" + "\n".join(rows)))
+for k in kinds[1:4]:  # one example of each failure: the first run of the re-run batch that ended that way
+    ep = next((e for e in batch if A.failure_kind(e) == k), None)
+    print(f"{k:>22}: " + (f"{ep.text!r}  {ep.detail}" if ep else "none in this batch"))
+
+# %%
+chain_wrong = [sum(a is not None and a != y for ans, y in zip(r["chains"]["answer"], truth) for a in ans)
+               / sum(a is not None for ans in r["chains"]["answer"] for a in ans) for r in tt["runs"]]
+agent_wrong = [w / c for w, c in zip(wrong_answers, table["answered"])]
+print("wrong among answered: chains", [f"{x:.3f}" for x in chain_wrong], " agent runs", [f"{x:.3f}" for x in agent_wrong])
+assert all(table[k][s] > table["lookup: no such bit"][s] > table["calc: missing operand"][s]
+           for k in ["malformed"] for s in range(3)), "the order of the failure modes changed"
+assert all(k not in table for k in ("refused", "timeout", "step budget", "silent"))
+assert all(0.15 < m / runs_per_seed < 0.22 for m in table["malformed"])
+assert max(agent_wrong) < 0.04 and min(chain_wrong) > 0.14
+
+# %% [markdown]
+# - **Malformed actions are the common failure** (about one run in five or six): at this
+#   temperature the model often writes something that is none of the three actions. Then come
+#   **look-ups of a bit the problem does not have** (a name past the last bit: the model lost its
+#   place) and **a `:` with nothing looked up** (the calculator refuses it rather than guess). The
+#   examples printed are the first of each kind in the re-run batch.
+# - **The allow-list, the timeout and the step budget never fired**, and the table shows it rather
+#   than assumes it: our parser can only name the two allowed tools, the tools return at once,
+#   and every run that lost its way broke the format before it could loop 16 times. They are there
+#   for the agent that *can* name any tool or loop politely forever; the tests of `agents` drive
+#   each branch with a scripted fake model.
+# - **The loud failures are the harmless ones**: a malformed run gives no answer, and a vote can
+#   ignore it. The dangerous failures are quiet: runs that answered *wrongly*, by skipping or
+#   repeating a name, or by a final answer that is not the last running parity. The tools make
+#   them rare: among the runs that answered, fewer than 4% are
+#   wrong, against more than 14% of the sampled chains that gave an answer (printed above).
+#
+# ### Accuracy against compute
+#
+# Now all the methods on one axis. **Compute** is counted in *token positions the model
+# processes per problem*: for a chain, its prompt and the tokens it writes (one pass with a KV
+# cache); for an agent run, the same summed over its model calls, each of which re-reads the whole
+# text so far (our loop keeps no cache across calls). n samples cost n times one. The sampled
+# methods use the first n of the 16 samples, n = 1 to 16, per seed:
+#
+# - **vote**: the majority answer of n sampled chains;
+# - **verifier**: the first of the same n chains that `reasoning.chain_is_consistent` accepts (it
+#   checks the arithmetic a chain shows, not the copying; chapter 11), else the first chain;
+# - **agent**: the majority answer of n sampled agent runs, over the runs that answered;
+# - and two single greedy runs: the **greedy chain** and the **greedy agent**.
+#
+# Why temperature 1.5: this model is confident, and at temperature 1 its sampled chains are nearly
+# all right (the first number printed below), so there would be little for any method to fix. At
+# 1.5 one chain in four is wrong: a deliberately noisy sampler, standing in for a less reliable
+# model.
+
+# %%
+t1, _ = A.chains(cot_model, problems, 1, 1.0, 0)
+t1_acc = sum(reasoning.parse_answer(t[0]) == y for t, y in zip(t1, truth)) / len(truth)
+print(f"one sampled chain per problem at temperature 1.0: accuracy {t1_acc:.3f}")
+methods = ("vote", "verifier", "agent")
+curves = {m: [A.curve(tt, m, k) for k in range(len(tt["runs"]))] for m in methods}
+singles = {"greedy chain": A.point(tt, "greedy"), "greedy agent": A.point(tt, "greedy agent")}
+fig, ax = plt.subplots(figsize=(9, 4.2))
+plot_test_time({"vote of n chains": curves["vote"], "verifier over n chains": curves["verifier"],
+                "vote of n agent runs": curves["agent"]}, singles, ax=ax)
+plt.show()
+
+
+def _acc(m, n):  # accuracy of method m with n samples, one value per seed
+    return [c[1][n - 1] for c in curves[m]]
+
+
+def _cost(m, n):
+    return sum(c[0][n - 1] for c in curves[m]) / len(curves[m])
+
+
+lines = ["| method | n | tokens / problem | accuracy: mean (min-max over seeds) |", "|---|---:|---:|---|"]
+lines += [f"| {name} | 1 | {x:.0f} | {y:.3f} |" for name, (x, y) in singles.items()]
+lines += [f"| {m} | {n} | {_cost(m, n):.0f} | {sum(_acc(m, n)) / 3:.3f} ({min(_acc(m, n)):.3f}-{max(_acc(m, n)):.3f}) |"
+          for m in methods for n in (1, 2, 4, 8, 16)]
+display(Markdown("\n".join(lines)))
+
+# %%
+def _mean(xs):
+    return sum(xs) / len(xs)
+
+
+assert t1_acc > 0.95 and _mean(_acc("vote", 1)) < 0.8
+gaps = {n: [v - o for v, o in zip(_acc("verifier", n), _acc("vote", n))] for n in A.NS}
+print("verifier - vote, per seed:", {n: [round(g, 3) for g in gaps[n]] for n in (2, 3, 4, 8, 16)})
+assert all(g > 0 for n in (2, 3, 4) for g in gaps[n]), "the verifier no longer leads at 2-4 chains in every seed"
+late = [g for n in A.NS if n >= 8 for g in gaps[n]]
+assert abs(_mean(late)) < max(late) - min(late), "at 8+ chains the gap is now larger than its spread"
+greedy_x, greedy_y = singles["greedy chain"]
+assert max(_mean(_acc(m, n)) for m in ("vote", "verifier") for n in A.NS) <= greedy_y
+assert _mean(_acc("agent", 1)) <= _mean(_acc("vote", 1)), "one agent run is now more accurate than one chain"
+assert _mean(_acc("agent", 1)) < _mean(_acc("vote", 6)) - 0.15 and _cost("agent", 1) > _cost("vote", 6)
+assert min(_acc("agent", 16)) == 1.0 and min(_acc("agent", 8)) >= max(_acc("vote", 16) + _acc("verifier", 16))
+assert 6 < _cost("agent", 1) / _cost("vote", 1) < 8 and singles["greedy agent"][1] == 1.0
+assert 38 < greedy_x < 40 and 7 < singles["greedy agent"][0] / greedy_x < 8
+
+# %% [markdown]
+# What the figure says, for this regime (a 0.1M-parameter model, parity of 2 to 6 bits, sampling
+# at temperature 1.5, three sampling seeds; the bands are the min-max over seeds):
+#
+# - **The verifier beats the vote when samples are few**: with 2 to 4 chains it is ahead in every
+#   seed (the same chains, so the comparison is paired). It picks a chain whose arithmetic holds,
+#   where the vote needs a majority. **From 8 chains on there is no difference**: the gap is
+#   smaller than its spread across seeds, and both level off. When the verifier picks a wrong
+#   chain, that chain's arithmetic is right, so its error is in the bits it copied or the names it
+#   used, which the verifier does not check (chapter 11's warning).
+# - **Per unit of compute the agent is the worst**: one agent run costs about 7 times a chain's
+#   tokens (13 model calls for 6 bits, each re-reading the text), and one run is no more accurate
+#   than one chain, because of the malformed runs. The vote of 6 chains costs fewer tokens than
+#   one agent run and is far more accurate.
+# - **But the agent has the highest ceiling**: its answered runs are rarely wrong, so its vote
+#   reaches every one of the 124 problems in every seed at 16 runs, and from 8 runs on every seed
+#   is at least as accurate as the best seed of either chain method at 16 chains. A vote fixes only
+#   the problems on which most samples are right; the tools take the copying and the arithmetic
+#   out of the model's job, so most of its samples are.
+# - **The cheapest point is greedy**: the greedy chain, at about 39 tokens, is right on 123 of
+#   124, which no vote or verifier over up to 16 sampled chains beats in the mean; the greedy agent
+#   gets the last one for about 7.5 times the tokens. Sampling at a high temperature and buying the
+#   accuracy back with samples is a bad trade *for a model this confident*. Test-time search pays
+#   where greedy decoding fails and some samples succeed; how compute is best spent depends on how
+#   hard a problem is for the model {cite}`snell2024scaling`.
+#
+# ### What it would cost
+#
+# Section 2's arithmetic turns token positions into money. Two price points: the price per token of
+# section 2's char GPT on this CPU at batch 32, with the assumed core price (an overestimate for
+# the smaller model here), and the compute-bound ceiling of Llama 2 7B on an A100 at MFU 0.4 and $2 an hour (section 2's `best`).
+# Both count a re-read position like a generated one; on real hardware a prompt's positions go
+# through in one batched pass and cost much less than generated ones, and a server that caches the
+# prefix across calls would not re-read at all: the greedy agent would then process each position
+# of its final text once (printed below the table).
+
+# %%
+per_token = {"this CPU, char GPT, batch 32": economics.serving_cost_per_million(throughput[32], core_price) / 1e6,
+             "Llama 2 7B, A100 ceiling": economics.serving_cost_per_million(best, gpu.price_per_hour) / 1e6}
+options = {"greedy chain": singles["greedy chain"], "verifier, 4 chains": (_cost("verifier", 4), _mean(_acc("verifier", 4))),
+           "vote, 16 chains": (_cost("vote", 16), _mean(_acc("vote", 16))),
+           "agent, 16 sampled runs": (_cost("agent", 16), _mean(_acc("agent", 16))),
+           "greedy agent": singles["greedy agent"]}
+cached = _mean([len(e.text) for e in agent_runs])
+lines = ["| method | accuracy | tokens / problem | " + " | ".join(f"$ per million problems, {k}" for k in per_token) + " |",
+         "|---|---:|---:|" + "---:|" * len(per_token)]
+lines += [f"| {name} | {y:.3f} | {x:.0f} | " + " | ".join(f"{x * p * 1e6:,.2f}" for p in per_token.values()) + " |"
+          for name, (x, y) in options.items()]
+display(Markdown("\n".join(lines)))
+print(f"greedy agent with the prefix cached across calls: {cached:.0f} positions per problem "
+      f"(greedy chain: {greedy_x:.0f})")
+assert abs(cached - greedy_x) < 1
+
+# %% [markdown]
+# The ratios carry over from our toy to any price: a vote of 16 costs 16 greedy chains, and the
+# agent's 7.5-fold cost is almost all re-reading, which prefix caching removes (with the cache, the
+# greedy agent processes as many positions as the greedy chain: the tools write the characters the
+# model would have written). That is why serving stacks for agents cache prefixes, and why the
+# unit matters: in model calls the agent is 13 times a chain, in cached positions it is the same.
 
 # %% [markdown]
 # ## Exercises
@@ -615,6 +878,54 @@ check_premium(premium, english_bpe, first100)
 check_prediction(prediction, premium(english_bpe, first100, "ko"), english_bpe, first100, "ko")
 
 # %% [markdown]
+# ```{exercise-start}
+# :label: ex-25-run-tokens
+# :nonumber:
+# ```
+# **Exercise 25.4 (what an agent run costs).** Write `run_tokens(episode)`: the token positions an
+# agent run cost when every model call re-reads the whole text so far and then writes its output
+# (section 4's unit). `episode` is a `roadmap_lib.agents.Episode`: `episode.prompt` is the prompt,
+# `episode.steps` the model calls in order, each with `.output` (what the model wrote) and
+# `.observation` (what the tool appended after it, or `None`). Runs that ended in a failure count
+# too. Do not call `A.episode_tokens`.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Grow the text the way the loop did: what does a call read before it writes, and which two
+# things does each step append to the text for the next call to read?
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-25-run-tokens
+# :class: dropdown
+# ```
+
+# %%
+def run_tokens(episode):
+    ### BEGIN SOLUTION
+    text, total = episode.prompt, 0
+    for step in episode.steps:
+        total += len(text) + len(step.output)  # re-read everything so far, then write
+        text += step.output + (step.observation or "")
+    return total
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The sum grows with the square of the number of calls: the reason agents are served with the
+# prefix cached, which brings the cost down to `len(episode.text)`.
+#
+# ```{solution-end}
+# ```
+
+# %%
+check_run_tokens(run_tokens)
+
+# %% [markdown]
 # ## Summary
 #
 # - The same message costs other languages more tokens under an English tokenizer, several times
@@ -626,3 +937,9 @@ check_prediction(prediction, premium(english_bpe, first100, "ko"), english_bpe, 
 #   reproduces GPT-3's reported compute and backs out Llama 2's utilisation.
 # - Attention maps suggested, patching proved: the copy model solved its task with one positional
 #   head, not an induction circuit, and failed when the period changed.
+# - An agent loop with two tools (look a bit up, compute a parity), an allow-list, a step budget and
+#   time limits made chapter 11's 0.1M-parameter parity model right on all 124 problems greedily.
+#   Sampled at temperature 1.5, its runs failed loudly (malformed actions, look-ups of missing
+#   bits) more often than quietly; a verifier beat the vote with few samples, the agent cost about
+#   7 times a chain per run but reached the highest accuracy, and the cheapest point was the greedy
+#   chain. Most of the agent's cost is re-reading its own text, which prefix caching removes.

@@ -74,7 +74,7 @@ CHAPTERS: dict[str, tuple[str, str, int, tuple[str, ...]]] = {
     "22": ("applications", "Applications", 10, ("06", "10", "21")),
     "23": ("long_context_rag", "Long context & RAG", 10, ("03", "04", "07", "13")),
     "24": ("multimodal", "Multimodal", 11, ("02", "04", "06")),
-    "25": ("multilingual_economics_frontiers", "Multilingual,\neconomics, frontiers", 11, ("02", "07", "09", "15", "18")),
+    "25": ("multilingual_economics_frontiers", "Multilingual,\neconomics, frontiers", 11, ("02", "07", "09", "11", "15", "18")),
     "26": ("deployment", "Deployment", 12, ("07", "14", "15", "18")),
 }
 

@@ -83,3 +83,39 @@ def test_prediction_check(capsys):
         ex.check_prediction(1.0, truth + 0.1, tok, ROWS, "ko")
     with pytest.raises(ExerciseError, match="prediction: expected a positive number"):
         ex.check_prediction(-1, truth, tok, ROWS, "ko")
+
+
+def _student_tokens(ep):
+    """A student's right answer: walk the steps, growing the text as the loop did."""
+    text, total = ep.prompt, 0
+    for step in ep.steps:
+        total += len(text) + len(step.output)
+        text += step.output + (step.observation or "")
+    return total
+
+
+STUDENT_RUN_TOKENS = {
+    "not only the prompt": lambda ep: sum(len(ep.prompt) + len(s.output) for s in ep.steps),
+    "observations are part of the text": lambda ep: sum(
+        len(ep.prompt) + sum(len(t.output) for t in ep.steps[:i]) + len(s.output) for i, s in enumerate(ep.steps)),
+    "counts only what the model wrote": lambda ep: sum(len(s.output) for s in ep.steps),
+    "KV cache kept across calls": lambda ep: len(ep.text),
+}
+
+
+def test_run_tokens_right_answer_passes(capsys):
+    ex.check_run_tokens(_student_tokens)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", STUDENT_RUN_TOKENS)
+def test_run_tokens_mistakes_are_named(mistake):
+    with pytest.raises(ExerciseError, match=f"likely mistake: .*{mistake}"):
+        ex.check_run_tokens(STUDENT_RUN_TOKENS[mistake])
+
+
+def test_run_tokens_refuses_the_library():
+    from roadmap_lib.chapters.ch25_multilingual_economics_frontiers import agent_study
+
+    with pytest.raises(ExerciseError, match="calls the library's own"):
+        ex.check_run_tokens(lambda ep: agent_study.episode_tokens(ep))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from roadmap_lib import economics, interpret, multilingual
+from roadmap_lib import agents, economics, interpret, multilingual
+from roadmap_lib.chapters.ch25_multilingual_economics_frontiers import agent_study
 from roadmap_lib.exercises import ExerciseError, check_close, check_function
 
 # ---- exercise 25.1: accelerator-hours of a training run ------------------------------------------
@@ -121,4 +122,58 @@ def check_prediction(prediction: float, measured: float, tokenizer, rows, lang: 
           f"({'within' if off <= 0.25 else 'off by more than'} 25%).")
 
 
-__all__ = ["check_gpu_hours", "check_prediction", "check_premium", "check_recovered"]
+# ---- exercise 25.4: what an agent run costs ------------------------------------------------------
+
+
+class Run(agents.Episode):
+    """An agent episode that prints as its text (error messages stay short)."""
+
+    def __repr__(self) -> str:
+        return f"<run {self.text!r}, {len(self.steps)} model calls>"
+
+
+def _run(prompt: str, actions: list[tuple[str, str | None]]) -> Run:
+    """A hand-made episode: each ``(model output, observation or None)`` in order."""
+    ep = Run(prompt=prompt, text=prompt)
+    for out, obs in actions:
+        ep.steps.append(agents.Step(out, None, obs))
+        ep.text += out + (obs or "")
+    return ep
+
+
+def run_cases() -> list[Run]:
+    return [_run("a1b0=", [("a", "1"), (":", "1"), (",b", "0"), (":", "1"), ("#1.", None)]),
+            _run("a0b1c1=", [("a", "0"), (":", "0"), (",b", "1"), (":", "1"), (",c", "1"), (":", "0"),
+                             ("#0.", None)]),
+            _run("a1b1=", [("a", "1"), (":", "1"), (",b", "1"), ("1:", None)]),  # ended malformed
+            _run("a0b0c0d0=", [("a", "0"), (",g", None)])]  # ended with a tool error
+
+
+def _tokens(ep, *, how="re-read"):
+    total, length = 0, len(ep.prompt)
+    for step in ep.steps:
+        total += {"re-read": length, "prompt only": len(ep.prompt), "outputs only": 0}.get(how, length) + len(step.output)
+        length += len(step.output) + (0 if how == "no observations" else len(step.observation or ""))
+    return len(ep.text) if how == "cache" else total
+
+
+RUN_TOKENS_MISTAKES = {
+    "each call must re-read the whole text so far, not only the prompt":
+        lambda ep: _tokens(ep, how="prompt only"),
+    "the tools' observations are part of the text the next call re-reads":
+        lambda ep: _tokens(ep, how="no observations"),
+    "this counts only what the model wrote; each call also re-reads the text so far":
+        lambda ep: _tokens(ep, how="outputs only"),
+    "this is the cost with a KV cache kept across calls (each position once): here every call re-reads the text":
+        lambda ep: _tokens(ep, how="cache"),
+}
+
+
+def check_run_tokens(fn) -> None:
+    """``fn(episode) -> token positions``, on hand-made runs that answered and that failed."""
+    cases = [((ep,), _tokens(ep)) for ep in run_cases()]
+    check_function(fn, cases, name=getattr(fn, "__name__", "run_tokens"), atol=0, rtol=0,
+                   mistakes=RUN_TOKENS_MISTAKES, forbid=(agent_study.episode_tokens,))
+
+
+__all__ = ["check_gpu_hours", "check_prediction", "check_premium", "check_recovered", "check_run_tokens"]

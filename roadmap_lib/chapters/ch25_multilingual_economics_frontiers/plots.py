@@ -100,3 +100,24 @@ def plot_logit_lens(probs: torch.Tensor, half: int, ax=None):
     ax.set_title("logit lens: read out each residual state")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_test_time(curves: dict[str, list[tuple[list[float], list[float]]]], points: dict[str, tuple[float, float]],
+                   ax=None):
+    """Accuracy against token positions per problem (log x): for each sampled method, the mean over
+    seeds (line, n = 1, 2, ... samples from left to right) and the min-max band over seeds; the
+    single runs in ``points`` as markers."""
+    ax = _ax(ax)
+    for name, runs in curves.items():
+        xs = [sum(r[0][i] for r in runs) / len(runs) for i in range(len(runs[0][0]))]
+        ys = [[r[1][i] for r in runs] for i in range(len(xs))]
+        line, = ax.plot(xs, [sum(y) / len(y) for y in ys], marker=".", label=f"{name} (n = 1..{len(xs)})")
+        ax.fill_between(xs, [min(y) for y in ys], [max(y) for y in ys], color=line.get_color(), alpha=0.2)
+    for (name, (x, y)), marker in zip(points.items(), "*Ps^"):
+        ax.plot([x], [y], marker, ms=11, color="k", label=name, ls="none")
+    ax.set_xscale("log")
+    ax.set_xlabel("token positions the model processes per problem (log scale)")
+    ax.set_ylabel("accuracy (124 problems)")
+    ax.set_title("accuracy against test-time compute")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax

@@ -26,7 +26,9 @@
 # - the quality–diversity frontier of five truncation rules on the character-level GPT of chapter 07,
 #   over three independent sets of samples;
 # - why greedy decoding loops {cite}`holtzman2020curious,welleck2020neural`, what each penalty and
-#   contrastive search {cite}`su2022contrastive` do to the loops, and what they cost;
+#   contrastive search {cite}`su2022contrastive` do to the loops, and what they cost; that beam search
+#   loops as well, and that the same processors run inside it, on each beam's log-probabilities, as in
+#   transformers;
 # - constrained decoding: a regular expression compiled to a finite-state machine that masks the
 #   logits {cite}`thompson1968regular,willard2023efficient`, so that every output is valid;
 # - hallucination on a fact table taken from the training corpus: accuracy against temperature, and
@@ -59,10 +61,18 @@ from transformers.generation.logits_process import (
 )
 
 from roadmap_lib import data_path, set_seed
+from roadmap_lib.chapters.ch18_decoding_generation.exercises import (
+    check_distinct_prediction,
+    check_min_p,
+    check_repetition_penalty,
+    check_time_regex,
+    measure_distinct,
+)
 from roadmap_lib.chapters.ch18_decoding_generation.experiments import (
+    BEAM_SETTINGS,
     answer_logits,
+    beam_study,
     constrained_study,
-    distinct_n,
     expected_accuracy,
     fact_table,
     frontier,
@@ -70,7 +80,6 @@ from roadmap_lib.chapters.ch18_decoding_generation.experiments import (
     pick_prompts,
     repetition_study,
     sample_answers,
-    sample_texts,
     self_consistency,
     vocabulary,
 )
@@ -81,9 +90,7 @@ from roadmap_lib.chapters.ch18_decoding_generation.plots import (
     plot_repetition,
     plot_step,
 )
-from roadmap_lib.constrained import Regex, RegexConstraint
 from roadmap_lib.decoding import generate
-from roadmap_lib.exercises import check_close, check_function, check_true
 from roadmap_lib.generation import next_token_logits
 from roadmap_lib.logits_processors import (
     Epsilon,
@@ -311,6 +318,47 @@ assert [s for s, v in loss.items() if v > 1.5 * noise3] == ["no-repeat 12-gram"]
 # numbers. Word share is a crude judge of repetitive text: greedy's is high *because* it repeats a
 # few common words.
 #
+# ### Beam search loops too, and takes the same processors
+#
+# Beam search keeps the 4 most likely partial continuations instead of one, so it finds text of
+# higher likelihood than greedy decoding, and likely text is repetitive text
+# {cite}`holtzman2020curious`. transformers runs its logits processors inside beam search as well:
+# each beam's next-token log-probabilities go through the pipeline (here the 6-gram ban sets the
+# banned ones to $-\infty$; a repetition penalty would multiply the negative log-probabilities of
+# seen tokens) before they are added to the beam's total. `beam_search(..., processors=...)` does
+# the same, and `tests/test_generation_beam.py` checks it against `generate(num_beams=...,
+# no_repeat_ngram_size=..., repetition_penalty=..., min_new_tokens=..., num_return_sequences=...)`.
+# Same 12 prompts and 48 characters as above, 4 beams, no end token (every hypothesis runs to the
+# length limit), with a KV cache that follows the surviving beams; the last column is the
+# log-probability per character of the chosen text under the plain model.
+
+# %%
+beam_rows = beam_study(model, vocab, prompt_sets, corpus_vocab)
+beam_rep = {s: [r["repeated"] for r in beam_rows if r["setting"] == s] for s in BEAM_SETTINGS}
+beam_lp = {s: [r["logprob"] for r in beam_rows if r["setting"] == s] for s in BEAM_SETTINGS}
+display(Markdown("| setting | repeated 8-grams | log-prob per character | after the first prompt of set 0 |\n|---|---|---|---|\n"
+                 + "\n".join(f"| {s} | {mean(beam_rep[s]):.3f} ± {stdev(beam_rep[s]):.3f} | "
+                             f"{mean(beam_lp[s]):.3f} ± {stdev(beam_lp[s]):.3f} | "
+                             f"`{next(r['sample'] for r in beam_rows if r['setting'] == s)!r}` |"
+                             for s in BEAM_SETTINGS)))
+ban_cost = [a - b for a, b in zip(beam_lp["beam"], beam_lp["beam + no-repeat 6-gram"])]  # paired by prompt set
+print("repeated 8-grams, greedy vs beam:", round(mean(repeated["greedy"]), 3), round(mean(beam_rep["beam"]), 3),
+      "| log-prob lost to the ban, per prompt set:", [round(c, 3) for c in ban_cost])
+
+# %%
+assert mean(beam_rep["beam"]) > 0.15  # beam search loops
+spread = max(stdev(repeated["greedy"]), stdev(beam_rep["beam"]))
+assert abs(mean(beam_rep["beam"]) - mean(repeated["greedy"])) < spread  # no difference from greedy
+assert max(beam_rep["beam + no-repeat 6-gram"]) == 0.0  # the ban reaches inside the beams
+assert all(0 < c < 0.05 for c in ban_cost), ban_cost
+
+# %% [markdown]
+# Over these 12 prompts beam search repeats about as much as greedy decoding: the gap between their
+# means is smaller than the spread across prompt sets, so we measure **no difference** (the sample in
+# the table is the first prompt of set 0, by the same rule as above). With the 6-gram ban inside the
+# search no hypothesis repeats an 8-gram, and the cost is small and consistent: the text it finds is
+# a little less likely under the model in every prompt set, by the amounts printed above (all under
+# 0.05 nats per character), on a 0.8M-parameter character model and 48 characters.
 # ## 4. Constrained decoding: only valid outputs
 #
 # Sometimes the output must have a *format*: a date, a JSON object, a call to a tool. Constrained
@@ -472,7 +520,9 @@ def explore(temperature, top_k, top_p, min_p, typical_p, repetition_penalty):
 # - On the character GPT, temperature trades quality for diversity steeply and diversity saturates
 #   early; top-k, top-p and min-p lie on the same curve, within our noise.
 # - Greedy decoding loops; penalties and contrastive search break the loops (a long n-gram ban only
-#   mutates them), at a cost in real words that is mostly below our noise.
+#   mutates them), at a cost in real words that is mostly below our noise. Beam search loops about
+#   as much; an n-gram ban applied inside it, as transformers does, removes the loops for a small,
+#   consistent loss of likelihood.
 # - A grammar mask makes every output valid and says nothing about whether it makes sense.
 # - On a fact table from its own training data, the model is worse than the majority answer, worse
 #   still at higher temperature, and agreement across samples flags wrong answers only somewhat better
@@ -497,7 +547,7 @@ def explore(temperature, top_k, top_p, min_p, typical_p, repetition_penalty):
 # %% [markdown]
 # ```{admonition} Hint
 # :class: dropdown
-# Look back at the temperature frontier of section 3: where was distinct-2 at low temperature, and where does it stop rising?
+# Look back at the temperature frontier of section 2: where was distinct-2 at low temperature, and where does it stop rising?
 # ```
 
 # %% [markdown]
@@ -525,15 +575,9 @@ predicted_distinct = predict_distinct()
 # ```
 
 # %%
-measured_distinct = {}
-for t in (0.5, 1.5):
-    texts = sample_texts(model, vocab, frontier_prompts, new_tokens=40, seed=0, samples_per_prompt=4, temperature=t)
-    measured_distinct[t] = mean(distinct_n(texts[i:i + 4]) for i in range(0, len(texts), 4))
+measured_distinct = measure_distinct(model, vocab, frontier_prompts, seed=0)
 print("measured:", {t: round(v, 3) for t, v in measured_distinct.items()})
-check_true(predicted_distinct[0.5] < predicted_distinct[1.5], fail="higher temperature should give more diversity",
-           success="the order is right")
-for t in (0.5, 1.5):
-    check_close(predicted_distinct[t], measured_distinct[t], name=f"distinct-2 at T = {t}", atol=0.1, rtol=0)
+check_distinct_prediction(predicted_distinct, measured_distinct)
 
 # %% [markdown]
 # ```{exercise-start}
@@ -575,12 +619,7 @@ def my_min_p(logits, min_p):
 # ```
 
 # %%
-gen = torch.Generator().manual_seed(5)
-cases = []
-for p in (0.05, 0.2, 0.5, 0.9):
-    x = torch.randn(4, 138, generator=gen) * 3
-    cases.append(((x, p), MinP(p)(None, x)))
-check_function(my_min_p, cases, forbid=[MinP])
+check_min_p(my_min_p)
 
 # %% [markdown]
 # ```{exercise-start}
@@ -620,17 +659,53 @@ TIME = r"([01]\d|2[0-3]):[0-5]\d\."
 # ```
 
 # %%
-time_regex = Regex(TIME)
-rule = {f"{h:02d}:{m:02d}.": h < 24 and m < 60 for h in range(100) for m in range(100)}
-rule.update({"7:45.": False, "07:45": False, "07:4.": False, "007:45.": False})
-wrong = [s for s, ok in rule.items() if time_regex.fullmatch(s) != ok]
-check_true(not wrong, fail=f"your pattern disagrees with the rule on {len(wrong)} strings, e.g. {wrong[:3]}",
-           success="TIME matches exactly the valid times")
-time_prompt = "The meeting starts at "
-c_time = RegexConstraint(TIME, list(vocab.chars), prompt_length=len(time_prompt))
-out_time = generate(model, torch.stack([vocab.encode(time_prompt)] * 32), 8, processors=[c_time], do_sample=True,
-                    generator=torch.Generator().manual_seed(0), stopping=[c_time.done], pad_token_id=0,
-                    use_cache=True)
-times = [vocab.decode(r[len(time_prompt):])[:6] for r in out_time]
-check_true(all(time_regex.fullmatch(t) for t in times), fail=f"some generated times are invalid: {times[:5]}",
-           success=f"32 valid times, e.g. {times[:4]}")
+times = check_time_regex(TIME, model, vocab)
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-18-repetition
+# :nonumber:
+# ```
+# **Exercise 18.4 (CTRL's repetition penalty by hand).** Write `my_repetition_penalty(ids, logits,
+# penalty)` for the tokens so far `ids` `(batch, seq)` and the next-token logits `(batch, vocab)`:
+# every token that occurs in its row of `ids` gets its logit made less likely by the factor
+# `penalty` (for `penalty > 1`), the way CTRL {cite}`keskar2019ctrl` and transformers do it, whatever
+# the sign of the logit; the other logits stay as they are. Return new logits (do not change the
+# input). Inside beam search (section 3) the same processor would run on log-probabilities, which
+# are all negative.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Dividing a logit by 2 makes it smaller only if it is positive. Build a `(batch, vocab)` mask of the
+# tokens seen in each row first (`scatter` of `True` at the ids), then choose per element between two
+# penalised versions and the original.
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-18-repetition
+# :class: dropdown
+# ```
+
+# %%
+def my_repetition_penalty(ids, logits, penalty):
+    ### BEGIN SOLUTION
+    seen = torch.zeros_like(logits, dtype=torch.bool).scatter(1, ids, True)
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# A seen token is penalised once, however often it occurred (OpenAI's frequency penalty, section 1,
+# is the one that counts). With log-probabilities, as in beam search, every score is negative, so the
+# penalty multiplies them all.
+#
+# ```{solution-end}
+# ```
+
+# %%
+check_repetition_penalty(my_repetition_penalty)

@@ -25,7 +25,8 @@
 #   gaps on minimal pairs {cite}`nangia2020crows` can and cannot tell you, with permutation-test
 #   p-values, on our own word BERT and char GPT trained on the Jargon File;
 # - how a model memorises a secret seen in training, measured by the *exposure* of planted canaries
-#   {cite}`carlini2019secret` against the number of copies of each canary;
+#   {cite}`carlini2019secret` and by verbatim extraction with greedy decoding, against the number of
+#   copies of each canary and the width of the model;
 # - how to document models and data (model cards {cite}`mitchell2019model`, datasheets
 #   {cite}`gebru2021datasheets`) from records the project already keeps, and how to estimate the
 #   energy and carbon of its own builds {cite}`strubell2019energy,lacoste2019quantifying`, with the
@@ -54,7 +55,10 @@ from roadmap_lib import set_seed
 from roadmap_lib.chapters.ch20_responsible_ai import docs
 from roadmap_lib.chapters.ch20_responsible_ai import experiments as E
 from roadmap_lib.chapters.ch20_responsible_ai import injection as J
-from roadmap_lib.chapters.ch20_responsible_ai.artifacts import injection_results
+from roadmap_lib.chapters.ch20_responsible_ai.artifacts import (
+    injection_results,
+    memorisation_results,
+)
 from roadmap_lib.chapters.ch20_responsible_ai.artifacts import results as canary_results
 from roadmap_lib.chapters.ch20_responsible_ai.exercises import (
     check_association,
@@ -67,6 +71,7 @@ from roadmap_lib.chapters.ch20_responsible_ai.plots import (
     plot_detection,
     plot_energy,
     plot_exposure,
+    plot_memorisation,
     plot_quality,
     plot_z_hist,
 )
@@ -313,7 +318,8 @@ assert pairs["p_tech"] < 0.01 and pairs["p_neutral"] < 0.01 and pairs["p_differe
 # "the pin of alice is 4821" in the training text, train, then rank the true pin among all
 # $|R| = 10\,000$ four-digit pins by the model's likelihood of the whole sentence. The *exposure*
 # is $\log_2 |R| - \log_2 \text{rank}$: about 1 bit for a secret the model never saw, $\log_2 |R|
-# \approx 13.3$ bits when the secret is the most likely pin, and then a greedy search extracts it.
+# \approx 13.3$ bits when the secret is the most likely pin, and then a search over all pins extracts
+# it (the "extracted" of the table and figure).
 #
 # Training takes minutes, so `python -m roadmap_lib build 20-canaries` did it once: three tiny char
 # GPTs (seeds 0, 1, 2; 2 layers, 64 dims, context 32) trained on the first 120 000 characters of the
@@ -336,12 +342,12 @@ display(Markdown("\n".join(table_rows)))
 # %% [markdown]
 # Exposure grows with the number of copies. Canaries seen once score about what a pin the model
 # never saw gets by chance (a uniformly random rank gives $\log_2 e \approx 1.4$ bits on average),
-# while every canary seen 256 times became the model's top guess and greedy decoding extracted it.
+# while every canary seen 256 times became the model's top guess among all 10 000 pins.
 # In between, the spread across canaries and seeds is large (one canary's rank among 10 000 is a
 # noisy measurement) and neighbouring counts overlap, so we assert the ordering only where the means
 # differ by more than that spread: 1 copy against 64 copies. This is a 0.1M-parameter model after
-# a few hundred steps; larger models memorise more from fewer copies {cite}`carlini2021extracting`,
-# a trend this chapter does not measure.
+# a few hundred steps; whether a wider model memorises more from the same copies is the question of
+# the next cell.
 
 # %%
 mean_exp = {d: sum(v) / len(v) for d, v in by_dup.items()}
@@ -351,6 +357,67 @@ print("spread (max - min):", {d: round(s, 2) for d, s in spread.items()})
 assert mean_exp[1] < 3 and mean_exp[256] > 13
 assert mean_exp[64] - mean_exp[1] > max(spread[1], spread[64])
 assert sum(extracted[1]) == 0 and sum(extracted[256]) == len(extracted[256])
+
+# %% [markdown]
+# ### Memorisation against model size
+#
+# In large language models, memorisation grows with the number of copies *and* with model size:
+# larger models extract more of their training data verbatim {cite}`carlini2021extracting,carlini2023quantifying`.
+# Does a trace of that show at our scale? `python -m roadmap_lib build 20-memorisation` repeated
+# the canary study with three widths of the same 2-layer GPT (32, 64 and 128 dimensions; the same
+# corpus, canaries, seeds and 600 steps), and measured, besides the exposure, **verbatim extraction**
+# as an attacker who can only prompt the model would do it: greedy decoding, character by character,
+# after "the pin of alice is ", and whether the 4 characters it writes are the pin. The bands run
+# from the lowest to the highest value over canaries and seeds (exposure) or over seeds (extraction
+# rate).
+
+# %%
+mem = memorisation_results()
+fig, (ax_e, ax_g) = plt.subplots(1, 2, figsize=(11, 3.6))
+plot_memorisation(mem, "exposure", max_bits, ax=ax_e)
+plot_memorisation(mem, "greedy", ax=ax_g)
+plt.show()
+mem_exp, mem_greedy = E.by_size_and_duplicates(mem, "exposure"), E.by_size_and_duplicates(mem, "greedy")
+widths, copies = mem["sizes"], mem["duplicates"]
+params = {r["d_model"]: r["params"] for r in mem["rows"]}
+final_loss = {w: sum(r["final_loss"] for r in mem["losses"] if r["d_model"] == w) / len(mem["seeds"]) for w in widths}
+display(Markdown(
+    "| width | parameters | final loss | " + " | ".join(f"{c} copies" for c in copies) + " |\n|---|---|---|"
+    + "---|" * len(copies) + "\n" + "\n".join(
+        f"| {w} | {params[w]:,} | {final_loss[w]:.2f} | " + " | ".join(
+            f"{sum(mem_exp[w, c]) / len(mem_exp[w, c]):.1f} bits, {int(sum(mem_greedy[w, c]))}/{len(mem_greedy[w, c])}"
+            for c in copies) + " |" for w in widths)))
+clear_exp = [(g["copies"], g["small"], g["large"], round(g["gap"], 1)) for g in E.size_gaps(mem) if g["clear"]]
+clear_greedy = [(g["copies"], g["small"], g["large"], round(g["gap"], 2))
+                for g in E.size_gaps(mem, "greedy", per_seed=True) if g["clear"]]
+print("exposure gaps larger than the spread (copies, narrower, wider, gap in bits):", clear_exp)
+print("greedy-rate gaps larger than the spread across seeds:", clear_greedy)
+
+# %%
+assert [c[:3] for c in clear_exp] == [(16, 32, 128), (64, 32, 128)] and all(c[3] > 4 for c in clear_exp)
+assert [c[:3] for c in clear_greedy] == [(64, 32, 128)]
+assert sum(mem_greedy[128, 64]) > len(mem_greedy[128, 64]) / 2 and sum(mem_greedy[32, 64]) == 0
+assert all(sum(mem_greedy[w, 1]) == sum(mem_greedy[w, 4]) == 0 for w in widths)  # no width extracts a rare secret
+top = E.by_size_and_duplicates(mem, "extracted")
+assert all(sum(top[w, 256]) >= len(top[w, 256]) - 1 for w in widths)  # ranked first by (almost) every width
+assert sum(mem_greedy[32, 256]) < sum(top[32, 256]) - 2  # ranked first, yet greedy decoding misses it
+assert final_loss[32] > final_loss[64] > final_loss[128]
+
+# %% [markdown]
+# A size trend shows, in the middle of the copy range and only between the extremes. Canaries seen
+# 16 or 64 times have a higher exposure in the 128-wide model (0.4M parameters) than in the 32-wide
+# one (30k parameters), by more than the spread over canaries and seeds, and at 64 copies greedy
+# decoding extracts most of them from the widest model and none from the narrowest. Every other pair
+# of widths differs by less than its noise, so between neighbouring widths we measure **no
+# difference**. At 1 and 4 copies no width gives a secret away to greedy decoding; at 256 copies
+# every width ranks almost every secret first. Two more things the table shows: the wider models also
+# fit the corpus better (lower final loss), so "bigger memorises more" and "bigger learns more" are
+# not separated here; and the narrowest model ranks most of its 256-copy pins first among all 10 000
+# yet writes few of them out greedily: the likeliest 4-character string is not always what
+# character-by-character greedy decoding finds, so exposure and extraction measure different things.
+# All of this is after 600 steps of tiny character models with 2 layers; the growth of memorisation
+# with size that {cite}`carlini2023quantifying` measured runs over GPT-Neo models of 125 million to
+# 6 billion parameters, a regime we did not run.
 
 # %% [markdown]
 # ## 4. Documentation, energy and regulation

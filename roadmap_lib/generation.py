@@ -8,7 +8,8 @@ With ``use_cache=True`` (models with a ``new_cache()`` method, like ours) the pr
 and then only the newest token, the keys and values of the past coming from a KV cache.
 
 The filters follow transformers' logits warpers (``TopKLogitsWarper``, ``TopPLogitsWarper``) and
-beam search follows ``generate(num_beams=..., length_penalty=...)``; ``tests/test_generation.py``
+beam search follows ``generate(num_beams=..., length_penalty=..., num_return_sequences=...)``, with
+any logits processors applied to each beam's log-probabilities as transformers does; ``tests/test_generation.py``
 checks both against transformers with the same weights. :func:`decode_loop` is the loop greedy and
 sampling share; ``roadmap_lib.decoding.generate`` runs it with a pipeline of logits processors
 (``roadmap_lib.logits_processors``) and stopping criteria.
@@ -173,31 +174,87 @@ def sample(model: Model, ids: torch.Tensor, max_new_tokens: int, *,
 # --- beam search ------------------------------------------------------------------------------
 
 
+Processors = Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | list | tuple | None
+
+
 def beam_search(model: Model, ids: torch.Tensor, max_new_tokens: int, *, num_beams: int = 4,
                 length_penalty: float = 1.0, eos_token_id: int | None = None,
-                early_stopping: bool = False, context_length: int | None = None) -> list[torch.Tensor]:
-    """Beam search, one prompt row at a time; returns the best sequence of each row (prompt included).
+                early_stopping: bool = False, context_length: int | None = None,
+                processors: Processors = None, num_return_sequences: int = 1,
+                use_cache: bool = False) -> list[torch.Tensor]:
+    """Beam search, one prompt row at a time; returns the ``num_return_sequences`` best sequences of
+    each row (prompt included), best first: a flat list of ``batch * num_return_sequences`` tensors.
 
-    Each step extends every live beam by every token, keeps the ``2 * num_beams`` best by total
-    log-probability, moves those among the top ``num_beams`` that end in ``eos_token_id`` (or reach
-    the length limit) to a pool of finished hypotheses scored ``logp / generated_len ** length_penalty``
-    and continues with the ``num_beams`` best unfinished ones. It stops when the pool is full and no
-    live beam can beat its worst entry (or, with ``early_stopping``, as soon as the pool is full).
+    Each step turns every live beam's logits into log-probabilities, runs them through
+    ``processors`` (a callable ``(ids, scores) -> scores`` such as a ``LogitsPipeline``, or a list of
+    them, applied in order: transformers' order, so a repetition penalty multiplies the negative
+    log-probabilities of seen tokens and an n-gram ban sets banned ones to -inf), adds each beam's
+    total, and keeps the ``2 * num_beams`` best extensions. Those among the top ``num_beams`` that end
+    in ``eos_token_id`` (or reach the length limit) go to a pool of finished hypotheses scored
+    ``total / generated_len ** length_penalty``; the search continues with the ``num_beams`` best
+    unfinished ones. It stops when the pool is full and no live beam can beat its worst entry (or,
+    with ``early_stopping``, as soon as the pool is full).
+
+    With ``use_cache=True`` (a model with ``new_cache()``, like ours) the prompt is fed once, then
+    only each beam's newest token; the layers' key/value caches (``.k``, ``.v``, batch first) are
+    reordered to follow the beams that survive each step, as transformers' ``reorder_cache`` does.
     """
     _check_ids(ids)
-    if num_beams < 1:
-        raise ValueError(f"num_beams: expected an int >= 1, got {num_beams}")
-    return [_beam_search_row(model, row[None], max_new_tokens, num_beams, length_penalty,
-                             eos_token_id, early_stopping, context_length) for row in ids]
+    if use_cache and not hasattr(model, "new_cache"):
+        raise TypeError(f"model: use_cache=True needs a model with new_cache(), got {type(model).__name__}")
+    if not isinstance(num_beams, int) or num_beams < 1:
+        raise ValueError(f"num_beams: expected an int >= 1, got {num_beams!r}")
+    if not isinstance(num_return_sequences, int) or not 1 <= num_return_sequences <= num_beams:
+        raise ValueError(f"num_return_sequences: expected an int in [1, num_beams = {num_beams}], "
+                         f"got {num_return_sequences!r}")
+    process = _chain(processors)
+    return [seq for row in ids
+            for seq in _beam_search_row(model, row[None], max_new_tokens, num_beams, length_penalty,
+                                        eos_token_id, early_stopping, context_length, process,
+                                        num_return_sequences, use_cache)]
+
+
+def _chain(processors: Processors):
+    """One ``(ids, scores) -> scores`` callable from a callable, a list of callables, or None."""
+    if processors is None:
+        return None
+    if callable(processors) and not isinstance(processors, (list, tuple)):
+        return processors
+    if not isinstance(processors, (list, tuple)) or not all(callable(p) for p in processors):
+        raise TypeError(f"processors: expected a callable (ids, scores) -> scores or a list of them, "
+                        f"got {type(processors).__name__}")
+
+    def run(seen, scores):
+        for p in processors:
+            scores = p(seen, scores)
+        return scores
+
+    return run
+
+
+def _beam_logits(model, beams, cache, source, context_length):
+    """Next-token logits of every live beam: from scratch, or from the newest token and a cache
+    whose rows are first reordered to ``source`` (the beam each live beam grew from)."""
+    if cache is None:
+        return next_token_logits(model, beams, context_length)
+    if source is not None:
+        index = torch.tensor(source)
+        for layer in cache:
+            layer.k, layer.v = layer.k[index], layer.v[index]
+    with torch.no_grad():
+        return model(beams if source is None else beams[:, -1:], cache)[:, -1, :].float()
 
 
 def _beam_search_row(model, prompt, max_new_tokens, num_beams, length_penalty, eos_token_id,
-                     early_stopping, context_length):
+                     early_stopping, context_length, process=None, n_return=1, use_cache=False):
     beams = prompt  # (live beams, seq): a single beam at first
     scores = torch.zeros(1)
     finished: list[tuple[float, torch.Tensor]] = []  # (normalised score, sequence), best first
+    cache, source = (model.new_cache() if use_cache else None), None
     for step in range(max_new_tokens):
-        logp = F.log_softmax(next_token_logits(model, beams, context_length), dim=-1)
+        logp = F.log_softmax(_beam_logits(model, beams, cache, source, context_length), dim=-1)
+        if process is not None:
+            logp = process(beams, logp)
         vocab = logp.shape[-1]
         total = (logp + scores[:, None]).flatten()
         n_keep = min(2 * num_beams, total.numel())
@@ -213,18 +270,21 @@ def _beam_search_row(model, prompt, max_new_tokens, num_beams, length_penalty, e
                     finished.append((score / generated**length_penalty, seq))
                     finished = sorted(finished, key=lambda t: -t[0])[:num_beams]
             elif len(live) < num_beams:
-                live.append((score, seq))
+                live.append((score, seq, idx // vocab))
         if last_step or not live:
             break
-        beams = torch.stack([s for _, s in live])
-        scores = torch.tensor([sc for sc, _ in live])
+        beams = torch.stack([s for _, s, _ in live])
+        scores = torch.tensor([sc for sc, _, _ in live])
+        source = [b for _, _, b in live]
         if len(finished) == num_beams:
             if early_stopping:
                 break
             best_possible = scores[0].item() / generated**length_penalty
             if best_possible <= finished[-1][0]:
                 break
-    return finished[0][1] if finished else beams[0]
+    # the pool holds num_beams hypotheses unless the search ran out of steps early (or had none)
+    out = [seq for _, seq in finished] + list(beams)
+    return out[:n_return]
 
 
 __all__ = [

@@ -5,17 +5,19 @@ tokens so far ``(batch, seq)`` (prompt included), ``scores`` the next-token logi
 and the result is new logits, with removed tokens set to ``-inf``. A decoding loop runs a
 :class:`LogitsPipeline` (a list of them, applied in order) before it picks a token.
 
-Two families:
+Three families:
 
 - **penalties** change the logits of tokens that already occurred: :class:`RepetitionPenalty`
   (CTRL's divide-or-multiply), :class:`FrequencyPresencePenalty` (OpenAI's subtract-per-count) and
   :class:`NoRepeatNGram` (ban any token that would repeat an n-gram);
+- **constraints** forbid given tokens: :class:`BadWords` (token sequences never to write) and
+  :class:`MinNewTokens` (no end-of-sequence before a minimum length);
 - **warpers** (truncation rules) keep a head of the distribution and drop the tail:
   :class:`Temperature`, :class:`TopK`, :class:`TopP`, :class:`MinP`, :class:`Typical`,
   :class:`Epsilon`, :class:`Eta`.
 
 :func:`make_pipeline` builds a pipeline from keyword arguments in the order transformers'
-``generate`` uses (penalties first, then temperature, top-k, top-p, min-p, typical, epsilon, eta).
+``generate`` uses (penalties and constraints first, then temperature, top-k, top-p, min-p, typical, epsilon, eta).
 ``tests/test_logits_processors.py`` checks every processor against its transformers counterpart on
 the same scores (frequency/presence penalties, which transformers does not have, against OpenAI's
 written definition).
@@ -237,6 +239,50 @@ class NoRepeatNGram:
         return scores.masked_fill(banned[:, :vocab], NEG_INF)
 
 
+class BadWords:
+    """Never write any of the token sequences in ``sequences``: a one-token sequence is always
+    banned; a longer one bans its last token whenever ``ids`` end with the rest of it. One-token
+    sequences equal to ``eos_token_id`` are dropped (transformers' ``NoBadWordsLogitsProcessor``)."""
+
+    def __init__(self, sequences: list[list[int]], eos_token_id: int | None = None):
+        if (not isinstance(sequences, (list, tuple)) or not sequences
+                or not all(isinstance(q, (list, tuple)) and q and all(isinstance(t, int) and t >= 0 for t in q)
+                           for q in sequences)):
+            raise ValueError(f"bad_words_ids: expected a non-empty list of non-empty lists of token ids, got {sequences!r}")
+        self.sequences = [list(q) for q in sequences if not (len(q) == 1 and q[0] == eos_token_id)]
+
+    def __call__(self, ids, scores):
+        _check_scores(ids, scores)
+        banned = torch.zeros_like(scores, dtype=torch.bool)
+        for q in self.sequences:
+            if q[-1] >= scores.shape[-1]:
+                raise ValueError(f"bad_words_ids: token {q[-1]} is outside the vocabulary of {scores.shape[-1]}")
+            head = len(q) - 1
+            if head > ids.shape[1]:
+                continue
+            hit = (ids[:, ids.shape[1] - head:] == torch.tensor(q[:-1])).all(-1) if head else torch.ones(len(ids), dtype=torch.bool)
+            banned[:, q[-1]] |= hit
+        return scores.masked_fill(banned, NEG_INF)
+
+
+class MinNewTokens:
+    """Forbid ``eos_token_id`` until ``min_new_tokens`` tokens follow the ``prompt_length`` tokens of
+    the prompt (transformers' ``MinNewTokensLengthLogitsProcessor``): the answer cannot stop early."""
+
+    def __init__(self, min_new_tokens: int, eos_token_id: int, prompt_length: int):
+        for name, v in (("min_new_tokens", min_new_tokens), ("prompt_length", prompt_length),
+                        ("eos_token_id", eos_token_id)):
+            if not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name}: expected an int >= 0, got {v!r}")
+        self.min_new_tokens, self.eos_token_id, self.prompt_length = min_new_tokens, eos_token_id, prompt_length
+
+    def __call__(self, ids, scores):
+        _check_scores(ids, scores)
+        if ids.shape[1] - self.prompt_length >= self.min_new_tokens:
+            return scores
+        return scores.index_fill(-1, torch.tensor([self.eos_token_id]), NEG_INF)
+
+
 # --- the pipeline ------------------------------------------------------------------------------
 
 
@@ -273,12 +319,14 @@ def make_pipeline(*, temperature: float | None = None, top_k: int | None = None,
                   typical_p: float | None = None, epsilon: float | None = None,
                   eta: float | None = None, repetition_penalty: float | None = None,
                   frequency_penalty: float = 0.0, presence_penalty: float = 0.0,
-                  no_repeat_ngram_size: int | None = None, prompt_length: int = 0,
-                  min_tokens_to_keep: int = 1) -> LogitsPipeline:
+                  no_repeat_ngram_size: int | None = None, bad_words_ids: list[list[int]] | None = None,
+                  min_new_tokens: int | None = None, eos_token_id: int | None = None,
+                  prompt_length: int = 0, min_tokens_to_keep: int = 1) -> LogitsPipeline:
     """The processors that the given arguments switch on, in transformers' order.
 
-    ``prompt_length`` tells the frequency/presence penalty where generated tokens start (the
-    repetition penalty and n-gram ban count the prompt too, like transformers).
+    ``prompt_length`` tells the frequency/presence penalty and ``min_new_tokens`` where generated
+    tokens start (the repetition penalty and n-gram ban count the prompt too, like transformers);
+    ``min_new_tokens`` needs ``eos_token_id``.
     """
     p = LogitsPipeline()
     if repetition_penalty is not None and repetition_penalty != 1.0:
@@ -287,6 +335,12 @@ def make_pipeline(*, temperature: float | None = None, top_k: int | None = None,
         p.append(FrequencyPresencePenalty(frequency_penalty, presence_penalty, prompt_length))
     if no_repeat_ngram_size:
         p.append(NoRepeatNGram(no_repeat_ngram_size))
+    if bad_words_ids:
+        p.append(BadWords(bad_words_ids, eos_token_id))
+    if min_new_tokens:
+        if eos_token_id is None:
+            raise ValueError("eos_token_id: min_new_tokens needs the end-of-sequence id to forbid, got None")
+        p.append(MinNewTokens(min_new_tokens, eos_token_id, prompt_length))
     if temperature is not None and temperature != 1.0:
         p.append(Temperature(temperature))
     if top_k:
@@ -305,10 +359,12 @@ def make_pipeline(*, temperature: float | None = None, top_k: int | None = None,
 
 
 __all__ = [
+    "BadWords",
     "Epsilon",
     "Eta",
     "FrequencyPresencePenalty",
     "LogitsPipeline",
+    "MinNewTokens",
     "MinP",
     "NoRepeatNGram",
     "RepetitionPenalty",

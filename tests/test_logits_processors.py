@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from transformers.generation.logits_process import (
     EpsilonLogitsWarper,
     EtaLogitsWarper,
+    MinNewTokensLengthLogitsProcessor,
     MinPLogitsWarper,
+    NoBadWordsLogitsProcessor,
     NoRepeatNGramLogitsProcessor,
     RepetitionPenaltyLogitsProcessor,
     TemperatureLogitsWarper,
@@ -18,10 +20,12 @@ from transformers.generation.logits_process import (
 )
 
 from roadmap_lib.logits_processors import (
+    BadWords,
     Epsilon,
     Eta,
     FrequencyPresencePenalty,
     LogitsPipeline,
+    MinNewTokens,
     MinP,
     NoRepeatNGram,
     RepetitionPenalty,
@@ -78,6 +82,33 @@ def test_penalties_equal_transformers(seed, penalty, n, seq):
     _same(NoRepeatNGram(n)(ids, scores.clone()), NoRepeatNGramLogitsProcessor(n)(ids, scores.clone()))
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), seq=st.integers(1, 12), min_new=st.integers(0, 12),
+       prompt=st.integers(0, 12), eos=st.integers(0, 11))
+def test_constraints_equal_transformers(seed, seq, min_new, prompt, eos):
+    ids, scores = _inputs(seed, vocab=12, seq=seq)
+    prompt = min(prompt, seq)
+    _same(MinNewTokens(min_new, eos, prompt)(ids, scores.clone()),
+          MinNewTokensLengthLogitsProcessor(prompt, min_new, eos)(ids, scores.clone()))
+    # bad words built from the ids themselves, so that some multi-token ones match the history
+    g = torch.Generator().manual_seed(seed)
+    bad = [[eos], [int(torch.randint(0, 12, (1,), generator=g))], ids[1, -2:].tolist(), ids[0, -3:].tolist(),
+           torch.randint(0, 12, (4,), generator=g).tolist()]
+    _same(BadWords(bad, eos)(ids, scores.clone()), NoBadWordsLogitsProcessor(bad, eos)(ids, scores.clone()))
+
+
+def test_constraints_ban_what_they_say():
+    ids = torch.tensor([[5, 1, 2], [5, 2, 1]])
+    out = BadWords([[3], [1, 2, 4], [2, 0]])(ids, torch.zeros(2, 6))
+    assert torch.isinf(out[0]).nonzero().flatten().tolist() == [0, 3, 4]  # "2 -> 0", "3", "1 2 -> 4"
+    assert torch.isinf(out[1]).nonzero().flatten().tolist() == [3]
+    eos_banned = MinNewTokens(2, eos_token_id=4, prompt_length=2)(ids, torch.zeros(2, 6))
+    assert torch.isinf(eos_banned).nonzero().tolist() == [[0, 4], [1, 4]]  # 1 new token < 2
+    assert torch.isfinite(MinNewTokens(1, 4, prompt_length=2)(ids, torch.zeros(2, 6))).all()
+    with pytest.raises(ValueError, match="eos_token_id: min_new_tokens needs"):
+        make_pipeline(min_new_tokens=3)
+
+
 def test_no_repeat_ngram_bans_exactly_the_completions():
     ids = torch.tensor([[1, 2, 3, 1, 2, 4, 1, 2]])
     out = NoRepeatNGram(3)(ids, torch.zeros(1, 6))
@@ -129,6 +160,8 @@ def test_pipeline_order_equals_transformers_order():
     (lambda: NoRepeatNGram(0), "no_repeat_ngram_size"), (lambda: MinP(0.1, 0), "min_tokens_to_keep"),
     (lambda: Temperature(0.0), "temperature"), (lambda: TopK(0), "top_k"), (lambda: TopP(2.0), "top_p"),
     (lambda: RepetitionPenalty(1.2, prompt_length=-1), "prompt_length"),
+    (lambda: BadWords([]), "bad_words_ids"), (lambda: BadWords([[1, -2]]), "bad_words_ids"),
+    (lambda: MinNewTokens(-1, 0, 0), "min_new_tokens"), (lambda: MinNewTokens(2, None, 0), "eos_token_id"),
 ])
 def test_bad_parameters_name_the_argument(make, match):
     with pytest.raises(ValueError, match=match):

@@ -92,6 +92,50 @@ def test_canaries_are_planted_the_stated_number_of_times():
         assert len(pin) == 4 and pin.isdigit()
 
 
+def test_memorisation_study_trains_each_width_on_the_same_canaries(monkeypatch):
+    """Two widths, three steps, the 10 000-pin scoring stubbed out (the artifact's verify re-measures
+    it for real): same canaries and seeds for both widths, and parameter counts grow with width."""
+    monkeypatch.setattr(E, "canary_exposures", lambda model, vocab, pins: {
+        n: {"exposure": float(model.config.d_model), "extracted": False} for n in pins})
+    monkeypatch.setattr(E, "greedy_pin", lambda model, vocab, name: "none")
+    study = E.memorisation_study((8, 16), (0,), steps=3)
+    assert [r["d_model"] for r in study["rows"]] == [8] * 10 + [16] * 10
+    assert study["rows"][0]["params"] < study["rows"][10]["params"]
+    assert [r["name"] for r in study["rows"][:10]] == [r["name"] for r in study["rows"][10:]]
+    assert len(study["losses"]) == 2
+    assert E.by_size_and_duplicates(study, "exposure")[16, 256] == [16.0, 16.0]
+
+
+def test_size_gaps_compare_means_with_the_spread():
+    rows = [{"d_model": w, "duplicates": c, "exposure": v} for w, c, vs in [
+        (8, 1, [1.0, 2.0]), (16, 1, [1.5, 2.5]), (8, 4, [1.0, 2.0]), (16, 4, [9.0, 10.0])] for v in vs]
+    gaps = {g["copies"]: g for g in E.size_gaps({"rows": rows})}
+    assert gaps[1]["gap"] == 0.5 and gaps[1]["noise"] == 1.0 and not gaps[1]["clear"]
+    assert gaps[4]["gap"] == 8.0 and gaps[4]["clear"] and (gaps[4]["small"], gaps[4]["large"]) == (8, 16)
+    rates = [{"d_model": w, "duplicates": 1, "seed": s, "greedy": g} for w, s, g in [
+        (8, 0, False), (8, 0, False), (8, 1, False), (8, 1, True), (16, 0, True), (16, 0, True), (16, 1, True),
+        (16, 1, True)]]
+    (per_canary,), (per_seed,) = E.size_gaps({"rows": rates}, "greedy"), E.size_gaps({"rows": rates}, "greedy", True)
+    assert per_canary["gap"] == 0.75 and per_canary["noise"] == 1.0 and not per_canary["clear"]
+    assert per_seed["gap"] == 0.75 and per_seed["noise"] == 0.5 and per_seed["clear"]
+
+
+def test_greedy_pin_decodes_after_the_canary_prefix():
+    """An oracle that writes a fixed text position by position: greedy_pin reads the 4 characters
+    after the prefix."""
+    text = "\nthe pin of alice is 1234"
+    vocab = CharVocab.from_text(text + "0123456789")
+
+    class Oracle(torch.nn.Module):
+        config = GPTConfig(vocab_size=len(vocab.itos), context_length=32)
+
+        def forward(self, ids):
+            target = vocab.encode(text[1:] + "9" * 32)[: ids.shape[1]]
+            return torch.nn.functional.one_hot(target, len(vocab.itos)).float()[None].expand(len(ids), -1, -1) * 5
+
+    assert E.greedy_pin(Oracle(), vocab, "alice") == "1234"
+
+
 def test_exposure_of_a_canary_rises_when_trained_on_it():
     text = E.canary("alice", "1234") * 50 + "some other text here\n" * 20
     vocab = CharVocab.from_text(text + "0123456789")
@@ -187,6 +231,11 @@ def test_plots_draw(tiny):
         assert ax.get_title()
     rows = [{"duplicates": d, "exposure": float(d), "extracted": d > 3} for d in (1, 4, 1, 4)]
     assert plots.plot_exposure(rows, 13.3).get_xlabel()
+    study = {"rows": [{"d_model": w, "params": 1000 * w, "seed": s, "duplicates": c, "exposure": float(c),
+                       "greedy": c > 2} for w in (8, 16) for s in (0, 1) for c in (1, 4) for _ in range(2)]}
+    assert plots.plot_memorisation(study, max_bits=13.3).get_ylabel() == "exposure (bits)"
+    ax = plots.plot_memorisation(study, "greedy")
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[0.0, 1.0], [0.0, 1.0]]
     assert plots.plot_associations(torch.ones(2), -torch.ones(1), ["a", "b"], ["c"], "t").get_title() == "t"
     assert plots.plot_energy([{"file": "a", "grams_co2": 1.0}]).get_xlabel()
     matplotlib.pyplot.close("all")
@@ -194,5 +243,5 @@ def test_plots_draw(tiny):
 
 def test_artifact_is_registered_with_its_file():
     (art,) = [a for a in ARTIFACTS if a.name == "20-canaries"]
-    assert sorted(a.name for a in ARTIFACTS) == ["20-canaries", "20-injection"]
+    assert sorted(a.name for a in ARTIFACTS) == ["20-canaries", "20-injection", "20-memorisation"]
     assert art.name == "20-canaries" and art.files == (RESULTS,) and art.chapter == "20"

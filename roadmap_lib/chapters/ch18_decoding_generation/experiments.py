@@ -6,6 +6,7 @@ a 16-character prompt and at most 48 new characters.
 - :func:`frontier`: quality (share of generated words that exist in the corpus) against diversity
   (distinct word bigrams) for temperature, top-k, top-p, min-p and typical sampling, over seeds;
 - :func:`repetition_study`: how repetitive greedy decoding is, and what each penalty changes;
+  :func:`beam_study`: the same for beam search, alone and with an n-gram ban;
 - :func:`constrained_study`: how often sampling produces a string of a given pattern, with and
   without the grammar mask;
 - :func:`fact_table`, :func:`answer_logprobs`, :func:`expected_accuracy`, :func:`self_consistency`:
@@ -22,6 +23,7 @@ import torch
 
 from roadmap_lib.constrained import Regex, RegexConstraint
 from roadmap_lib.decoding import StopOnStrings, contrastive_search, generate, with_hidden_states
+from roadmap_lib.generation import beam_search
 from roadmap_lib.logits_processors import RowGroups, make_pipeline
 
 PROMPT_CHARS = 16
@@ -197,6 +199,42 @@ def repetition_study(model, vocab, prompt_sets: list[list[str]], corpus_vocab: s
     return rows
 
 
+BEAM_SETTINGS = {
+    "beam": {},
+    "beam + no-repeat 6-gram": {"no_repeat_ngram_size": 6},
+}
+
+
+def beam_texts(model, vocab, prompts: list[str], new_tokens: int, *, num_beams: int = 4,
+               **pipeline) -> tuple[list[str], list[float]]:
+    """Beam search continuations (no eos: every hypothesis runs ``new_tokens`` characters) with the
+    processors that ``pipeline`` switches on, and each one's log-probability per character under the
+    plain model (what the processors cost in likelihood)."""
+    ids = _encode(vocab, prompts)
+    procs = make_pipeline(prompt_length=ids.shape[1], **pipeline)
+    out = beam_search(model, ids, new_tokens, num_beams=num_beams, processors=procs, use_cache=True)
+    texts = [vocab.decode(row[ids.shape[1]:]) for row in out]
+    return texts, [mean_char_logprob(model, vocab, p, [t]) for p, t in zip(prompts, texts)]
+
+
+def beam_study(model, vocab, prompt_sets: list[list[str]], corpus_vocab: set[str], *, new_tokens: int = 48,
+               num_beams: int = 4, settings=BEAM_SETTINGS) -> list[dict]:
+    """:func:`repetition_study`'s rows for beam search: per (setting, prompt set) the mean share of
+    repeated 8-grams, the word share, the mean log-probability per character and the first text."""
+    prompts = [p for ps in prompt_sets for p in ps]
+    rows = []
+    for name, kw in settings.items():
+        texts, logps = beam_texts(model, vocab, prompts, new_tokens, num_beams=num_beams, **kw)
+        start = 0
+        for s, ps in enumerate(prompt_sets):
+            part, lp, start = texts[start:start + len(ps)], logps[start:start + len(ps)], start + len(ps)
+            rows.append({"setting": name, "prompt_set": s,
+                         "repeated": sum(repeated_ngrams(t) for t in part) / len(part),
+                         "word_share": word_share(part, corpus_vocab), "logprob": sum(lp) / len(lp),
+                         "sample": part[0]})
+    return rows
+
+
 # --- 3. constrained decoding ------------------------------------------------------------------------
 
 
@@ -350,10 +388,13 @@ def self_consistency(answers: list[list[str]], facts, threshold: float) -> dict:
 
 __all__ = [
     "ANSWERS",
+    "BEAM_SETTINGS",
     "FRONTIER",
     "PENALTIES",
     "answer_logits",
     "answer_text",
+    "beam_study",
+    "beam_texts",
     "constrained_study",
     "contrastive_texts",
     "distinct_n",

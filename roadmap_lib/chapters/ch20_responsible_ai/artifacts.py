@@ -57,6 +57,43 @@ def _verify(root: Path):
             check("canaries in the study", len(info["rows"]), 2 * len(E.DUPLICATES) * len(SEEDS), 0)]
 
 
+MEMORISATION = "20_memorisation.json"
+
+
+def _build_memorisation(root: Path) -> None:
+    study, seconds = _timed(lambda: E.memorisation_study(E.SIZES, SEEDS, steps=STEPS))
+    info = {"name": "20-memorisation", "description": "canary exposure and verbatim extraction against "
+            f"training copies and model size: char GPTs of 2 layers, 4 heads, context 32 and width "
+            f"{', '.join(map(str, E.SIZES))}, {STEPS} steps of batch 32 on the first 120 000 characters "
+            "of the Jargon File with the canaries of 20-canaries; 3 seeds",
+            "model_config": E.TINY, "sizes": list(E.SIZES), "steps": STEPS, "seeds": list(SEEDS),
+            "duplicates": list(E.DUPLICATES), "candidates": len(E.ALL_PINS), **study,
+            "seconds": round(seconds, 1), "command": "python -m roadmap_lib build 20-memorisation",
+            "torch": torch.__version__}
+    atomic_write_text(root / MEMORISATION, json.dumps(info, indent=1) + "\n")
+
+
+def memorisation_results(root: Path | None = None) -> dict:
+    from roadmap_lib import DATA_DIR
+    return json.loads(((root or DATA_DIR) / MEMORISATION).read_text(encoding="utf-8"))
+
+
+def _verify_memorisation(root: Path):
+    """Retrain the smallest width with seed 0 (well under a minute on one thread) and re-measure its
+    canaries' exposures and greedy extractions."""
+    info = memorisation_results(root)
+    d = min(info["sizes"])
+    with cpu_threads(1):
+        got = E.memorisation_study((d,), (0,), steps=info["steps"])
+    recorded = [r for r in info["rows"] if r["seed"] == 0 and r["d_model"] == d]
+    return [check(f"exposure of canary {r['name']} (width {d}, seed 0, {r['duplicates']} copies, bits)",
+                  g["exposure"], r["exposure"], 0.05) for g, r in zip(got["rows"], recorded)] + [
+            check(f"greedy extractions (width {d}, seed 0)", sum(g["greedy"] for g in got["rows"]),
+                  sum(r["greedy"] for r in recorded), 0),
+            check("canaries in the study", len(info["rows"]),
+                  2 * len(E.DUPLICATES) * len(SEEDS) * len(info["sizes"]), 0)]
+
+
 INJECTION = "20_injection.json"
 INJECTION_SEEDS, INJECTION_STEPS = (0, 1, 2), 600
 
@@ -96,4 +133,6 @@ ARTIFACTS = [
              (INJECTION,), _build_injection, _verify_injection),
     Artifact("20-canaries", "20", "canary exposure vs number of training copies in tiny char GPTs, 3 seeds",
              (RESULTS,), _build, _verify),
+    Artifact("20-memorisation", "20", "canary exposure and greedy extraction vs copies and model width "
+             "(32/64/128), 3 seeds", (MEMORISATION,), _build_memorisation, _verify_memorisation),
 ]

@@ -13,6 +13,8 @@ import torch
 
 from roadmap_lib.data import CharVocab, load_text
 from roadmap_lib.fairness import paired_permutation_test, two_sample_permutation_test, weat_test
+from roadmap_lib.generation import greedy
+from roadmap_lib.measure import count_parameters
 from roadmap_lib.memorization import candidate_log_likelihoods, exposure
 from roadmap_lib.models.bert import BertConfig, BertForMaskedLM
 from roadmap_lib.models.gpt import GPT, GPTConfig
@@ -239,14 +241,17 @@ def canary_setup(seed: int, n_chars: int = 120_000, duplicates=DUPLICATES) -> di
     return {"text": text, "pins": pins, "counts": counts}
 
 
-def train_tiny(text: str, vocab: CharVocab, seed: int, steps: int = 600, batch: int = 32, lr: float = 3e-3):
-    """A 2-layer, 64-dim char GPT (context 32) trained ``steps`` steps on random windows of ``text``."""
+def train_tiny(text: str, vocab: CharVocab, seed: int, steps: int = 600, batch: int = 32, lr: float = 3e-3,
+               config: dict | None = None):
+    """A char GPT of ``config`` (default :data:`TINY`: 2 layers, 64 dims, context 32) trained
+    ``steps`` steps on random windows of ``text``."""
+    config = TINY if config is None else config
     torch.manual_seed(seed)
-    model = GPT(GPTConfig(vocab_size=len(vocab.itos), **TINY))
+    model = GPT(GPTConfig(vocab_size=len(vocab.itos), **config))
     data = vocab.encode(text)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(seed)
-    n = TINY["context_length"]
+    n = config["context_length"]
     losses = []
     for step in range(steps):
         i = torch.randint(0, len(data) - n - 1, (batch,), generator=g)
@@ -292,6 +297,78 @@ def canary_study(seeds=(0, 1, 2), steps: int = 600, progress=None) -> dict:
         if progress is not None:
             progress.update(1)
     return {"rows": [r for r in rows if "name" in r], "losses": [r for r in rows if "final_loss" in r]}
+
+
+# --- memorisation against model size --------------------------------------------------------------
+
+#: The widths of the size study: 2 layers, 4 heads, context 32 as :data:`TINY`, only ``d_model`` changes.
+SIZES = (32, 64, 128)
+
+
+def size_config(d_model: int) -> dict:
+    return {**TINY, "d_model": d_model}
+
+
+def greedy_pin(model, vocab: CharVocab, name: str, digits: int = 4) -> str:
+    """What greedy decoding writes, character by character, after ``"\nthe pin of {name} is "``:
+    verbatim extraction as an attacker who only samples the model would do it."""
+    prefix = vocab.encode(f"\nthe pin of {name} is ")[None]
+    out = greedy(model, prefix, digits, context_length=model.config.context_length)
+    return vocab.decode(out[0, prefix.shape[1]:].tolist())
+
+
+def memorisation_study(sizes=SIZES, seeds=(0, 1, 2), steps: int = 600, progress=None) -> dict:
+    """The canary study of :func:`canary_study` for each width in ``sizes``: same corpus, canaries
+    and seeds for every size. Rows: ``d_model``, ``params``, ``seed``, ``name``, ``duplicates``,
+    ``exposure``, ``extracted`` (the true pin is the most likely of all 10 000) and ``greedy``
+    (greedy decoding writes the pin verbatim); ``losses``: final training loss per size and seed."""
+    rows, losses = [], []
+    for seed in seeds:
+        setup = canary_setup(seed)
+        vocab = CharVocab.from_text(setup["text"])
+        for d in sizes:
+            model, curve = train_tiny(setup["text"], vocab, seed, steps=steps, config=size_config(d))
+            params = count_parameters(model)
+            for name, r in canary_exposures(model, vocab, setup["pins"]).items():
+                rows.append({"d_model": d, "params": params, "seed": seed, "name": name,
+                             "duplicates": setup["counts"][name], **r,
+                             "greedy": greedy_pin(model, vocab, name) == setup["pins"][name]})
+            losses.append({"d_model": d, "seed": seed, "final_loss": sum(curve[-50:]) / len(curve[-50:])})
+            if progress is not None:
+                progress.update(1)
+    return {"rows": rows, "losses": losses}
+
+
+def by_size_and_duplicates(study: dict, key: str) -> dict[tuple[int, int], list[float]]:
+    """``{(d_model, duplicates): [value per canary and seed]}`` for ``key`` (``"exposure"``,
+    ``"extracted"`` or ``"greedy"``)."""
+    out: dict[tuple[int, int], list[float]] = {}
+    for r in study["rows"]:
+        out.setdefault((r["d_model"], r["duplicates"]), []).append(float(r[key]))
+    return out
+
+
+def size_gaps(study: dict, key: str = "exposure", per_seed: bool = False) -> list[dict]:
+    """For every copy count and every pair of widths (smaller, larger): the gap between their mean
+    ``key`` (larger minus smaller) and the noise, the larger of the two cells' spreads (max - min over
+    canaries and seeds, or with ``per_seed`` over the seeds' means, for a rate such as ``"greedy"``);
+    ``clear`` when ``|gap| > noise``, the rule the chapter asserts orderings by."""
+    cells = by_size_and_duplicates(study, key)
+    if per_seed:
+        seeds = sorted({r["seed"] for r in study["rows"]})
+        cells = {k: [sum(float(r[key]) for r in study["rows"] if (r["d_model"], r["duplicates"]) == k
+                         and r["seed"] == s) / (len(v) // len(seeds)) for s in seeds] for k, v in cells.items()}
+    sizes = sorted({w for w, _ in cells})
+    out = []
+    for c in sorted({c for _, c in cells}):
+        for i, small in enumerate(sizes):
+            for large in sizes[i + 1:]:
+                a, b = cells[small, c], cells[large, c]
+                gap = sum(b) / len(b) - sum(a) / len(a)
+                noise = max(max(a) - min(a), max(b) - min(b))
+                out.append({"copies": c, "small": small, "large": large, "gap": gap, "noise": noise,
+                            "clear": abs(gap) > noise})
+    return out
 
 
 def by_duplicates(study: dict, key: str) -> dict[int, list[float]]:

@@ -77,10 +77,39 @@ def plot_exposure(rows: list[dict], max_bits: float, ax=None):
              for d in dups]
     ax.plot(dups, means, "k-", label="mean")
     ax.axhline(max_bits, color="gray", ls="--", label="log2 |R| (most likely candidate)")
-    ax.plot([], [], "o", color="tab:red", label="extracted by greedy search")
+    ax.plot([], [], "o", color="tab:red", label="most likely of all pins (extracted)")
     ax.set(xscale="log", xlabel="copies of the canary in training", ylabel="exposure (bits)",
            title="Memorisation of planted secrets")
     ax.set_xticks(dups, [str(d) for d in dups])
+    ax.minorticks_off()
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_memorisation(study: dict, key: str = "exposure", max_bits: float | None = None, ax=None):
+    """Mean of ``key`` (``"exposure"`` in bits, or ``"greedy"`` / ``"extracted"`` as a rate) against
+    the number of copies, one line per model width; the band runs from the lowest to the highest
+    value over canaries and seeds (for a rate: over seeds, each seed's rate over its canaries)."""
+    ax = _ax(ax)
+    sizes = sorted({r["d_model"] for r in study["rows"]})
+    dups = sorted({r["duplicates"] for r in study["rows"]})
+    seeds = sorted({r["seed"] for r in study["rows"]})
+    for d in sizes:
+        params = next(r["params"] for r in study["rows"] if r["d_model"] == d)
+        cells = [[float(r[key]) for r in study["rows"] if r["d_model"] == d and r["duplicates"] == c] for c in dups]
+        if key != "exposure":  # a rate: spread over seeds
+            cells = [[sum(float(r[key]) for r in study["rows"] if r["d_model"] == d and r["duplicates"] == c
+                          and r["seed"] == s) / 2 for s in seeds] for c in dups]
+        means = [sum(v) / len(v) for v in cells]
+        line, = ax.plot(dups, means, marker="o", label=f"width {d} ({params / 1e3:.0f}k params)")
+        ax.fill_between(dups, [min(v) for v in cells], [max(v) for v in cells], color=line.get_color(), alpha=0.15)
+    if max_bits is not None:
+        ax.axhline(max_bits, color="gray", ls="--", lw=1)
+    label = {"exposure": "exposure (bits)", "greedy": "greedy extraction rate",
+             "extracted": "share ranked first of all pins"}[key]
+    ax.set(xscale="log", xlabel="copies of the canary in training", ylabel=label,
+           title="Memorisation against copies and model width")
+    ax.set_xticks(dups, [str(c) for c in dups])
     ax.minorticks_off()
     ax.legend(fontsize=8)
     return ax

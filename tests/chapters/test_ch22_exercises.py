@@ -96,3 +96,88 @@ def test_span_f1_reference_passes():
 def test_span_f1_mistakes_are_named(student, words):
     with pytest.raises(ExerciseError, match=f"likely mistake: .*{words}"):
         X.check_span_f1(student)
+
+
+# ---- exercise 22.4: best span ----------------------------------------------------------------------
+
+
+def _student_span(order=True, longest=lambda n: n, independent=False):
+    def best(start_logits, end_logits, max_answer_len):
+        s, e = start_logits.tolist(), end_logits.tolist()
+        if independent:
+            return s.index(max(s)), e.index(max(e))
+        top, arg = float("-inf"), None
+        for i in range(len(s)):
+            for j in range(len(e)):
+                length = abs(j - i) + 1
+                if (j >= i or not order) and length <= longest(max_answer_len) and s[i] + e[j] > top:
+                    top, arg = s[i] + e[j], (i, j)
+        return arg
+    return best
+
+
+def test_best_span_reference_passes():
+    X.check_best_span(_student_span())
+
+
+@pytest.mark.parametrize("student, words", [
+    (_student_span(independent=True), "chosen independently"),
+    (_student_span(order=False), "end before they start"),
+    (_student_span(longest=lambda n: n + 1), "off by one"),
+    (_student_span(longest=lambda n: n - 1), "one too strict"),
+])
+def test_best_span_mistakes_are_named(student, words):
+    with pytest.raises(ExerciseError, match=f"likely mistake: .*{words}"):
+        X.check_best_span(student)
+
+
+def test_best_span_library_call_is_refused():
+    from roadmap_lib.qa import best_span
+
+    def via_library(s, e, n):
+        a, b = best_span(s[None], e[None], max_answer_len=n)
+        return int(a), int(b)
+
+    with pytest.raises(ExerciseError, match="calls the library's own `best_span`"):
+        X.check_best_span(via_library)
+
+
+# ---- exercise 22.5: corpus BLEU from statistics ---------------------------------------------------
+
+
+def _student_bleu(per_sentence=False, brevity=True, geometric=True):
+    import math
+
+    def one(t):
+        hyp, ref = float(t[0]), float(t[1])
+        p = [float(t[2 + k]) / float(t[6 + k]) for k in range(4)]
+        mean = math.exp(sum(math.log(x) for x in p) / 4) if geometric else sum(p) / 4
+        bp = math.exp(1 - ref / hyp) if brevity and hyp < ref else 1.0
+        return 100 * bp * mean
+
+    def bleu(stats):
+        if per_sentence:
+            return sum(one(row) for row in stats) / len(stats)
+        return one(stats.sum(0))
+    return bleu
+
+
+def test_corpus_bleu_reference_passes():
+    X.check_corpus_bleu(_student_bleu())
+
+
+@pytest.mark.parametrize("student, words", [
+    (_student_bleu(per_sentence=True), "mean of sentence BLEUs"),
+    (_student_bleu(brevity=False), "brevity penalty is missing"),
+    (_student_bleu(geometric=False), "averaged arithmetically"),
+])
+def test_corpus_bleu_mistakes_are_named(student, words):
+    with pytest.raises(ExerciseError, match=f"likely mistake: .*{words}"):
+        X.check_corpus_bleu(student)
+
+
+def test_corpus_bleu_library_call_is_refused():
+    from roadmap_lib.metrics import bleu_from_statistics
+
+    with pytest.raises(ExerciseError, match="calls the library's own `bleu_from_statistics`"):
+        X.check_corpus_bleu(lambda stats: bleu_from_statistics(stats.sum(0).tolist()).score)

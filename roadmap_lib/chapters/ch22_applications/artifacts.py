@@ -1,4 +1,5 @@
-"""Chapter 22's shipped artifact: the fine-tuning runs of :func:`.experiments.run_study`.
+"""Chapter 22's shipped artifacts: the fine-tuning runs of :func:`.experiments.run_study` and of
+:func:`.extractive_qa.run_qa_study`.
 
 Three seeds x (a sentence classifier + a tagger) of the zoo's word BERT on the *intruder* task,
 300 steps each, take several minutes on one thread, so ``python -m roadmap_lib build
@@ -6,6 +7,10 @@ Three seeds x (a sentence classifier + a tagger) of the zoo's word BERT on the *
 ``verify`` re-scores the stored predictions against the shipped test split (accuracy, span F1)
 and repeats the build's short check run (seed 0's tagger, 60 steps: well under a minute) to compare
 its span F1.
+
+``python -m roadmap_lib build 22-qa`` fine-tunes the same BERT with a start/end span head on the
+chapter's generated questions (3 seeds) and records each seed's test EM/F1 and predicted spans;
+``verify`` re-scores the spans and repeats a 60-step run of seed 0.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 import torch
 
 from roadmap_lib.chapters.ch22_applications import experiments as E
+from roadmap_lib.chapters.ch22_applications import extractive_qa as Q
 from roadmap_lib.fileio import atomic_write_text
 from roadmap_lib.measure import cpu_threads
 from roadmap_lib.zoo import Artifact, check
@@ -72,7 +78,53 @@ def _verify(root: Path):
     return checks
 
 
+QA_NAME = "22-qa"
+QA_RESULTS = "22_qa.json"
+
+
+def _build_qa(root: Path) -> None:
+    with cpu_threads(1):
+        start = time.perf_counter()
+        study = Q.run_qa_study(progress=True)
+        seconds = time.perf_counter() - start
+        short = Q.run_qa_study((0,), steps=CHECK_STEPS, variants=("single",), progress=False)
+    run = short["variants"]["single"]["runs"]["0"]
+    study["check_run"] = {"variant": "single", "seed": 0, "steps": CHECK_STEPS, "em": run["em"], "f1": run["f1"]}
+    info = {"name": QA_NAME, "description": "chapter 22: the zoo word BERT with a start/end span head fine-tuned on "
+            "generated extractive questions (context: one sentence, or with a distractor), 3 seeds each, test "
+            "EM/F1 and predicted spans", **study, "seconds": round(seconds, 1),
+            "command": f"python -m roadmap_lib build {QA_NAME}", "torch": torch.__version__}
+    atomic_write_text(root / QA_RESULTS, json.dumps(info) + "\n")
+
+
+def qa_results(root: Path | None = None) -> dict:
+    from roadmap_lib import DATA_DIR
+    return json.loads(((root or DATA_DIR) / QA_RESULTS).read_text(encoding="utf-8"))
+
+
+def _verify_qa(root: Path):
+    """Re-score every run's stored spans (exact), and repeat the short check run (within 0.02)."""
+    info = qa_results(root)
+    checks = []
+    for variant, rec in info["variants"].items():
+        test = Q.qa_examples("test", distractor=Q.VARIANTS[variant])
+        for seed, run in rec["runs"].items():
+            em, f1 = Q.squad_scores(test, run["spans"])
+            checks.append(check(f"QA ({variant}) exact match, seed {seed} (re-scored)", em.mean(), run["em"], 1e-6))
+            checks.append(check(f"QA ({variant}) F1, seed {seed} (re-scored)", f1.mean(), run["f1"], 1e-6))
+    run = info["check_run"]
+    with cpu_threads(1):
+        got = Q.run_qa_study((run["seed"],), steps=run["steps"], variants=(run["variant"],), progress=False)
+    got = got["variants"][run["variant"]]["runs"][str(run["seed"])]
+    checks.append(check(f"QA F1, seed 0, {run['steps']} steps (retrained)", got["f1"], run["f1"], 0.02))
+    checks.append(check(f"QA exact match, seed 0, {run['steps']} steps (retrained)", got["em"], run["em"], 0.02))
+    return checks
+
+
 ARTIFACTS = [
     Artifact(NAME, "22", "the zoo word BERT fine-tuned on the intruder task as a sentence classifier and as a "
              "BIO tagger, 3 seeds, with test predictions", (RESULTS,), _build, _verify, needs=("bert-word-jargon",)),
+    Artifact(QA_NAME, "22", "the zoo word BERT with a start/end span head fine-tuned on generated extractive "
+             "questions (the translation task's English sentences), 3 seeds, with test spans", (QA_RESULTS,),
+             _build_qa, _verify_qa, needs=("bert-word-jargon", "tasks")),
 ]

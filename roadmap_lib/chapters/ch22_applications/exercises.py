@@ -7,7 +7,13 @@ reference a student could call; a wrong answer that equals one of the declared m
 
 from __future__ import annotations
 
+import math
+
+import torch
+
 from roadmap_lib.exercises import ExerciseError, check_equal, check_function
+from roadmap_lib.metrics import bleu_from_statistics, bleu_statistics, corpus_bleu
+from roadmap_lib.qa import best_span
 from roadmap_lib.tagging import bio_to_spans, span_scores
 
 # ---- exercise 22.1: BIO tags -> spans ----------------------------------------------------------
@@ -118,3 +124,104 @@ def check_span_f1(fn) -> None:
 
 
 __all__ = ["BIO_MISTAKES", "SPAN_F1_MISTAKES", "check_bio_to_spans", "check_span_f1"]
+
+
+# ---- exercise 22.4: the best valid answer span -----------------------------------------------------
+
+
+def _spans(seq: int, max_len: int, *, min_len: int = 1, ordered: bool = True):
+    for i in range(seq):
+        for j in range(seq):
+            if (i <= j or not ordered) and min_len <= abs(j - i) + 1 <= max_len:
+                yield i, j
+
+
+def _best(start_logits, end_logits, max_len, **kwargs):
+    s, e = start_logits.tolist(), end_logits.tolist()
+    return max(_spans(len(s), max_len, **kwargs), key=lambda ij: s[ij[0]] + e[ij[1]])
+
+
+def _span_cases():
+    hand = [  # (start logits, end logits, max_answer_len) -> (start, end), end inclusive; no ties
+        ([0.0, 0.0, 0.0, 5.0], [5.0, 0.0, 1.0, 0.5], 3),  # independent argmaxes give (3, 0): not a span
+        ([5.0, 0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 3.0, 4.0], 3),  # (0, 3) would be 4 words: too long
+        ([5.0, 0.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0], 3),  # exactly max_answer_len words is allowed
+        ([0.3, 2.0, -1.0, 0.5, 0.1], [0.2, -0.5, 1.5, 0.4, 3.0], 2),
+    ]
+    cases = [((torch.tensor(s), torch.tensor(e), n), _best(torch.tensor(s), torch.tensor(e), n)) for s, e, n in hand]
+    g = torch.Generator().manual_seed(22)
+    for seq, n in ((6, 3), (9, 4), (12, 5)):
+        s, e = torch.randn(seq, generator=g), torch.randn(seq, generator=g)
+        cases.append(((s, e, n), _best(s, e, n)))
+    return cases
+
+
+SPAN_MISTAKES = {
+    "start and end are chosen independently (the argmax of each): the end can come before the start, "
+    "and the span can be too long":
+        lambda s, e, n: (int(s.argmax()), int(e.argmax())),
+    "spans that end before they start are allowed: require start <= end":
+        lambda s, e, n: _best(s, e, n, ordered=False),
+    "the length limit is off by one: start..end (end inclusive) has end - start + 1 words, at most "
+    "max_answer_len":
+        lambda s, e, n: _best(s, e, n + 1),
+    "the length limit is one too strict: a span of exactly max_answer_len words is allowed":
+        lambda s, e, n: _best(s, e, max(n - 1, 1)),
+}
+
+
+def check_best_span(fn) -> None:
+    """Exercise 22.4: ``fn(start_logits (seq,), end_logits (seq,), max_answer_len) -> (start, end)``,
+    ints, end inclusive. Calling the library's :func:`~roadmap_lib.qa.best_span` is refused."""
+    check_equal(fn, _span_cases(), forbid=(best_span,), mistakes=SPAN_MISTAKES)
+
+
+# ---- exercise 22.5: corpus BLEU from sentence statistics -------------------------------------------
+
+BLEU_PAIRS = [  # (hypothesis, reference): every n-gram order has a match in the corpus, one short hypothesis
+    ("the cat sat on the mat today", "the cat sat on the mat"),
+    ("a dog ran in the big green park", "the dog ran in the big park"),
+    ("my robot builds a small house", "my robot builds a small red house near the river"),
+    ("no teacher saw the old wizard again", "no teacher saw the old wizard"),
+]
+
+
+def _bleu_cases():
+    cases = []
+    for rows in (BLEU_PAIRS, BLEU_PAIRS[:3], [BLEU_PAIRS[2], BLEU_PAIRS[0]]):
+        stats = torch.tensor([bleu_statistics(h, [r]) for h, r in rows])
+        cases.append(((stats,), torch.tensor(corpus_bleu([h for h, _ in rows], [r for _, r in rows]).score)))
+    return cases
+
+
+def _bleu_parts(total, *, brevity=True, geometric=True):
+    hyp, ref = float(total[0]), float(total[1])
+    p = [float(m) / float(t) for m, t in zip(total[2:6], total[6:10])]
+    mean = math.exp(sum(math.log(x) for x in p) / 4) if geometric else sum(p) / 4
+    bp = math.exp(1 - ref / hyp) if brevity and hyp < ref else 1.0
+    return 100 * bp * mean
+
+
+def _sentence_mean(stats):
+    return sum(bleu_from_statistics(row.tolist()).score for row in stats) / len(stats)
+
+
+BLEU_MISTAKES = {
+    "this is the mean of sentence BLEUs; corpus BLEU sums every sentence's counts first, then takes "
+    "the precisions, their geometric mean and one brevity penalty":
+        _sentence_mean,
+    "the brevity penalty is missing: a hypothesis shorter than its reference is not penalised":
+        lambda stats: _bleu_parts(stats.sum(0), brevity=False),
+    "the precisions are averaged arithmetically; BLEU takes their geometric mean":
+        lambda stats: _bleu_parts(stats.sum(0), geometric=False),
+}
+
+
+def check_corpus_bleu(fn) -> None:
+    """Exercise 22.5: ``fn(stats (n, 10)) -> BLEU`` (0-100) from per-sentence statistics
+    ``[hyp_len, ref_len, matches_1..4, totals_1..4]``. Calling the library's BLEU is refused."""
+    check_function(fn, _bleu_cases(), mistakes=BLEU_MISTAKES, forbid=(bleu_from_statistics, corpus_bleu),
+                   atol=1e-4, rtol=1e-6)
+
+
+__all__ += ["BLEU_MISTAKES", "SPAN_MISTAKES", "check_best_span", "check_corpus_bleu"]

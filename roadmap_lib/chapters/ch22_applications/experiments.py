@@ -169,6 +169,12 @@ def fine_tune(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, *, see
         logits = m(x, attention_mask=x != PAD)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), weight=weight, ignore_index=-100)
 
+    return train_steps(model, get_batch, loss_fn, seed=seed, steps=steps, lr=lr)
+
+
+def train_steps(model: nn.Module, get_batch, loss_fn, *, seed: int, steps: int, lr: float) -> list[float]:
+    """The chapter's fine-tuning recipe: AdamW, 10 % warmup then cosine, weight decay 0.01, one
+    thread; returns the loss per step."""
     cfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=steps // 10, weight_decay=0.01, eval_interval=steps,
                       eval_batches=1, seed=seed, progress=False)
     with cpu_threads(1):
@@ -190,7 +196,7 @@ def tags_from_ids(pred: torch.Tensor, texts: list[str]) -> list[list[str]]:
 
 
 __all__ = ["CONTEXT", "ENCODER", "RECIPE", "TAGS", "RarestWordTagger", "Split", "encode", "fine_tune",
-           "load_encoder", "make_model", "predict", "tags_from_ids", "tfidf_baseline", "token_targets"]
+           "load_encoder", "make_model", "predict", "tags_from_ids", "tfidf_baseline", "token_targets", "train_steps"]
 
 
 def run_study(seeds=(0, 1, 2), *, steps: int = RECIPE["steps"], n_train: int | None = None,

@@ -21,6 +21,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -191,14 +193,104 @@ def chain_is_consistent(text: str, modulus: int = 10) -> bool:
     steps, ans = parse_steps(text), parse_answer(text)
     if steps is None or ans is None:
         return False
+    return ans == _last_sum(steps, modulus)
+
+
+def _last_sum(steps: list[tuple[str, int, int]], modulus: int) -> int | None:
+    """The last running sum when every step's sum follows from the one before (from 0), else None."""
     total = 0
     for _, d, s in steps:
         total = (total + d) % modulus
         if s != total:
-            return False
-    return ans == total
+            return None
+    return total
 
 
 __all__ = ["ALPHABET", "END", "TAGGED_ALPHABET", "TAGS", "answer", "chain_is_consistent", "completion",
            "encode_examples", "examples", "majority_vote", "make_problem", "parse_answer", "parse_steps",
            "prompt", "running_sums", "tagged_completion", "tagged_prompt"]
+
+
+# --- tree search over partial solutions (tree of thoughts, breadth-first) -------------------------
+
+
+def chain_prefix_is_consistent(text: str, modulus: int = 10) -> bool:
+    """:func:`chain_is_consistent` for a chain still being written: the complete steps of a tagged
+    scratchpad (``"a3:3,b5:8,"``: every step ends with ``,``; an empty text has none) follow the
+    arithmetic, and a text that has reached ``#`` is checked whole. The step verifier of a search
+    over partial chains: it prunes a chain at its first wrong sum."""
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected a str, got {type(text).__name__}")
+    if "#" in text:
+        return chain_is_consistent(text, modulus)
+    if not text:
+        return True
+    if not text.endswith(","):
+        return False
+    steps = parse_steps(text[:-1])
+    return steps is not None and _last_sum(steps, modulus) is not None
+
+
+@dataclass
+class SearchResult:
+    """What :func:`tree_search` found: ``best`` (the finished state with the highest value, None if
+    none), every ``finished`` state as ``(value, state)`` in the order found, the number of
+    ``expansions`` (states handed to ``propose``), and the ``frontiers`` (states kept at each depth)."""
+
+    best: Any
+    finished: list = field(default_factory=list)
+    expansions: int = 0
+    frontiers: list = field(default_factory=list)
+
+
+def tree_search(root, propose, value, is_finished, *, beam_width: int, max_depth: int,
+                stop_at_first: bool = False, dedupe: bool = True) -> SearchResult:
+    """Breadth-first search with a beam over partial solutions: the BFS of tree of thoughts
+    (Yao et al., 2023), for any states.
+
+    At each depth, ``propose(frontier) -> [children of state 0, children of state 1, ...]`` extends
+    every state of the frontier (one batched call: a language model samples a next step for each);
+    ``value(child) -> float | None`` scores each child, ``None`` prunes it (a verifier rejects the
+    step); finished children (``is_finished``) are set aside, and the ``beam_width`` best unfinished
+    ones, by value (a tie goes to the one proposed first), are the next frontier. Stops after
+    ``max_depth`` depths, when the frontier is empty, or, with ``stop_at_first``, at the first depth
+    that finished something. ``dedupe`` drops a child equal to one already seen at that depth
+    (states must then be hashable). ``beam_width=1`` is greedy search on ``value``; a beam wider
+    than any depth's children is exhaustive search."""
+    for name, v in (("beam_width", beam_width), ("max_depth", max_depth)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+    frontier, finished, frontiers, expansions = [root], [], [], 0
+    for _ in range(max_depth):
+        proposals = propose(list(frontier))
+        if len(proposals) != len(frontier):
+            raise ValueError(f"propose: expected one list of children per state ({len(frontier)}), "
+                             f"got {len(proposals)}")
+        expansions += len(frontier)
+        children, seen = [], set()
+        for kids in proposals:
+            for c in kids:
+                if dedupe:
+                    if c in seen:
+                        continue
+                    seen.add(c)
+                v = value(c)
+                if v is None:
+                    continue
+                if is_finished(c):
+                    finished.append((v, c))
+                else:
+                    children.append((v, len(children), c))
+        children.sort(key=lambda t: (-t[0], t[1]))
+        frontier = [c for _, _, c in children[:beam_width]]
+        frontiers.append(frontier)
+        if not frontier or (stop_at_first and finished):
+            break
+    best = None
+    if finished:
+        top = max(v for v, _ in finished)
+        best = next(c for v, c in finished if v == top)
+    return SearchResult(best, finished, expansions, frontiers)
+
+
+__all__ += ["SearchResult", "chain_prefix_is_consistent", "tree_search"]

@@ -25,8 +25,10 @@ def teacher_and_data():
 
 
 def test_artifact_registration():
-    a, b = ARTIFACTS
+    a, b, c, d = ARTIFACTS
     assert b.name == "11-cot" and set(b.files) == {"11_cot.json", "zoo/gpt-char-cot.safetensors"}
+    assert c.name == "11-fewshot" and set(c.files) == {"11_fewshot.json", "zoo/gpt-char-fewshot.safetensors"}
+    assert d.name == "11-tot" and d.files == ("11_tot.json",) and d.needs == ("11-cot",)
     assert a.name == "gpt-char-distilled" and a.needs == ("gpt-char-jargon",)
     assert set(a.files) == {"zoo/gpt-char-distilled.safetensors", "zoo/gpt-char-distilled.json",
                             "11_distillation.json"}

@@ -1,13 +1,16 @@
 """Chapter 11's shipped artifacts: the distilled student (``gpt-char-distilled``, which chapter 26
 serves) with the size/quality table it comes from (``11_distillation.json``); and the chain-of-thought
-results (``11-cot``: ``11_cot.json`` and the seed-0 scratchpad model)."""
+results (``11-cot``: ``11_cot.json`` and the seed-0 scratchpad model); few-shot prompting
+(``11-fewshot``: ``11_fewshot.json`` and the seed-0 model); and tree search against sampling with
+the scratchpad model as proposer (``11-tot``: ``11_tot.json``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from roadmap_lib.chapters.ch11_prompting_distillation import cot, distill
+from roadmap_lib import data_path
+from roadmap_lib.chapters.ch11_prompting_distillation import cot, distill, fewshot, tot
 from roadmap_lib.zoo import Artifact, check, load_char_gpt
 
 
@@ -45,6 +48,45 @@ def _verify_cot(root: Path):
     return [check(f"scratchpad accuracy, {n} bits", got[n], row["accuracy"][str(n)], 1e-9) for n in got]
 
 
+def _build_fewshot(root: Path) -> None:
+    record, model = fewshot.run(progress=True)
+    fewshot.save(record, model, root)
+
+
+def _verify_fewshot(root: Path):
+    """Re-measures the shipped model's accuracy by number of shots, true and random labels, on the
+    fixed test episodes (one forward pass per setting; argmax ties across machines could move an
+    episode, hence the tolerance of one episode in 400)."""
+    record = json.loads((root / fewshot.RESULTS).read_text(encoding="utf-8"))
+    row = next(r for r in record["runs"] if r["seed"] == record["kept_model_seed"])
+    model, tests = fewshot.load_model(root), fewshot.test_set()
+    tol = 1.5 / len(tests)
+    out = [check(f"accuracy, {k} true shots", fewshot.accuracy(model, tests, int(k))["all"], row["true"][k]["all"], tol)
+           for k in row["true"]]
+    out.append(check("accuracy, 4 random-label shots", fewshot.accuracy(model, tests, 4, "random")["all"],
+                     row["random"]["4"]["all"], tol))
+    return out
+
+
+def _build_tot(root: Path) -> None:
+    tot.save(tot.run(cot.load_model(data_path("."))), root)  # the proposer: 11-cot's shipped model
+
+
+def _verify_tot(root: Path):
+    """Re-runs greedy decoding (deterministic) and the record's small seeded piece (a search and a
+    sampling on the first problems: the same samples on the same machine; a float difference
+    elsewhere could change a sample, hence one problem's tolerance)."""
+    record = json.loads((root / tot.RESULTS).read_text(encoding="utf-8"))
+    model = cot.load_model(root)
+    live = tot.live_check(model)
+    tol = 1.0 / tot.LIVE_PROBLEMS
+    return [check("greedy accuracy", tot.greedy_accuracy(model), record["greedy"]["accuracy"], 1e-9),
+            check("search 1x2 accuracy (seed 0)", live["search_1x2"]["accuracy"],
+                  record["live"]["search_1x2"]["accuracy"], tol),
+            check("sampling 2 chains + verifier accuracy (seed 0)", live["sample_2"]["verifier"],
+                  record["live"]["sample_2"]["verifier"], tol)]
+
+
 ARTIFACTS = [
     Artifact(distill.NAME, "11", "character-level GPT student (2 layers, 64 dims) distilled from "
              "gpt-char-jargon with soft targets, and the size/quality table (scratch, soft, "
@@ -55,4 +97,12 @@ ARTIFACTS = [
              "to answer directly or with a scratchpad (3 seeds each), self-consistency, best-of-n "
              "with a verifier and a calculator tool loop; the seed-0 scratchpad model",
              (cot.RESULTS, cot.CHECKPOINT), _build_cot, _verify_cot),
+    Artifact("11-fewshot", "11", "few-shot prompting: a 2-layer 64-dim GPT trained on episodes of four "
+             "families of word mappings defined only by their examples (3 seeds), accuracy by number of shots with "
+             "true and random labels; the seed-0 model",
+             (fewshot.RESULTS, fewshot.CHECKPOINT), _build_fewshot, _verify_fewshot),
+    Artifact("11-tot", "11", "tree of thoughts (breadth-first beam search over partial scratchpads, "
+             "verifier-pruned) against greedy decoding and sampled chains at matched generated tokens, "
+             "with gpt-char-cot as the proposer (3 sampling seeds)",
+             (tot.RESULTS,), _build_tot, _verify_tot, needs=("11-cot",)),
 ]

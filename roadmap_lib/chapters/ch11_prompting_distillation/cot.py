@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 
 from roadmap_lib import agents, reasoning
-from roadmap_lib.checkpoint import load_model as load_weights
-from roadmap_lib.checkpoint import save_model
+from roadmap_lib.chapters.ch11_prompting_distillation import ship
 from roadmap_lib.data import CharVocab
 from roadmap_lib.generation import decode_loop, greedy, sample
 from roadmap_lib.measure import cpu_threads
@@ -261,17 +260,12 @@ def merge(records: Sequence[dict]) -> dict:
 
 def save(record: dict, model: GPT, root: Path) -> None:
     """Write the results file and the kept scratchpad model under ``root`` (laid out like data/)."""
-    (root / "zoo").mkdir(parents=True, exist_ok=True)
-    (root / RESULTS).write_text(json.dumps(record, indent=1), encoding="utf-8")
-    save_model(model, root / CHECKPOINT, config=dict(MODEL, context_length=CONTEXT),
-               extra={"seed": record["kept_model_seed"], "task": record["task"]})
+    ship.save(root, RESULTS, record, model, CHECKPOINT, dict(MODEL, context_length=CONTEXT))
 
 
 def load_model(root: Path) -> GPT:
     """The seed-0 scratchpad model shipped with the results."""
-    model = new_model(0)
-    load_weights(model, root / CHECKPOINT)
-    return model.eval()
+    return ship.load(new_model(0), root, CHECKPOINT)
 
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from roadmap_lib.exercises import check_close, check_function
+from roadmap_lib.exercises import check_close, check_equal, check_function
 from roadmap_lib.objectives import soft_target_loss
 
 # ---- exercise 11.1: the soft-target loss ---------------------------------------------------------
@@ -159,6 +159,126 @@ def check_majority_vote(fn) -> None:
     check_function(fn, vote_cases(), mistakes=VOTE_MISTAKES)
 
 
-__all__ = ["AGREEMENT_MISTAKES", "SOFT_TARGET_MISTAKES", "VOTE_MISTAKES", "check_agreement",
-           "check_gradient_ratio", "check_majority_vote", "check_soft_target_loss",
-           "measured_gradient_ratio"]
+# ---- exercise 11.5: which families fit the demonstrations? ----------------------------------------
+
+_FIXED = {"reverse": lambda w: w[::-1], "sort": lambda w: "".join(sorted(w)),
+          "shift": lambda w: "".join("abcdef"[("abcdef".index(c) + 1) % 6] for c in w)}
+
+
+def _is_substitution(demos) -> bool:
+    forward, backward = {}, {}
+    for x, y in demos:
+        for a, b in zip(x, y):
+            if forward.setdefault(a, b) != b or backward.setdefault(b, a) != a:
+                return False
+    return True
+
+
+def _families(demos) -> list[str]:
+    out = [f for f, fn in _FIXED.items() if all(fn(x) == y for x, y in demos)]
+    return out + (["substitute"] if _is_substitution(demos) else [])
+
+
+def _many_to_one_allowed(demos):
+    out = [f for f, fn in _FIXED.items() if all(fn(x) == y for x, y in demos)]
+    forward = {}
+    ok = all(forward.setdefault(a, b) == b for x, y in demos for a, b in zip(x, y))
+    return out + (["substitute"] if ok else [])
+
+
+FAMILY_MISTAKES = {
+    "a substitution must be one-to-one: two letters cannot go to the same letter (only the "
+    "letter-to-one-letter direction is checked)": _many_to_one_allowed,
+    "with no demonstrations every family is consistent (nothing rules any out), not none":
+        lambda demos: _families(demos) if demos else [],
+    "only the first demonstration is checked": lambda demos: _families(demos[:1]),
+    "the substitution is treated as a fixed map, like the other three (it is drawn per episode: any "
+    "one-to-one map is possible)": lambda demos: [f for f, fn in _FIXED.items() if all(fn(x) == y for x, y in demos)],
+}
+
+
+def family_cases() -> list[tuple[tuple, list[str]]]:
+    import random
+
+    rng = random.Random(11)
+    letters = "abcdef"
+    cases = [([],), ([("bdae", "eadb")],), ([("abde", "abde")],), ([("bdae", "abde"), ("cfab", "abcf")],),
+             ([("abcd", "bcde")],), ([("abcd", "eeff")],), ([("abcd", "bcda")],), ([("fabc", "cbaf")],),
+             ([("abcd", "cdef"), ("efab", "abcd")],), ([("abcd", "dcba"), ("bcde", "edcb"), ("acef", "feca")],),
+             ([("abcd", "cdef"), ("abef", "cdab")],)]
+    for _ in range(10):  # random demonstrations, of real mappings and of random labels
+        demos = []
+        perm = rng.sample(letters, 6)
+        for _ in range(rng.randint(1, 3)):
+            w = "".join(rng.sample(letters, 4))
+            y = rng.choice([w[::-1], "".join(sorted(w)), "".join(perm[letters.index(c)] for c in w),
+                            "".join(rng.sample(letters, 4))])
+            demos.append((w, y))
+        cases.append((demos,))
+    return [((demos,), _families(demos)) for (demos,) in cases]
+
+
+def check_families_consistent(fn) -> None:
+    """Exercise 11.5: ``fn(demos)`` lists, in the order reverse, sort, shift, substitute,
+    the families with a mapping that maps every demonstration's input to its output."""
+    check_equal(fn, family_cases(), mistakes=FAMILY_MISTAKES)
+
+
+# ---- exercise 11.6: one step of beam search ---------------------------------------------------------
+
+
+def _frontier(children, values, beam_width):
+    kept = [(v, i, c) for i, (c, v) in enumerate(zip(children, values)) if v is not None]
+    kept.sort(key=lambda t: (-t[0], t[1]))
+    return [c for _, _, c in kept[:beam_width]]
+
+
+FRONTIER_MISTAKES = {
+    "pruned children (value None) are kept":
+        lambda ch, vs, w: [c for _, _, c in sorted(((v if v is not None else float("-inf"), i, c)
+                                                     for i, (c, v) in enumerate(zip(ch, vs))),
+                                                    key=lambda t: (-t[0], t[1]))[:w]],
+    "it keeps the lowest values (an ascending sort): a log-probability is better when larger":
+        lambda ch, vs, w: [c for _, _, c in sorted(((v, i, c) for i, (c, v) in enumerate(zip(ch, vs))
+                                                     if v is not None), key=lambda t: (t[0], t[1]))[:w]],
+    "ties go to the child proposed last, not first":
+        lambda ch, vs, w: [c for _, _, c in sorted(((v, i, c) for i, (c, v) in enumerate(zip(ch, vs))
+                                                     if v is not None), key=lambda t: (-t[0], -t[1]))[:w]],
+    "beam_width is ignored: every surviving child is kept":
+        lambda ch, vs, w: _frontier(ch, vs, len(ch)),
+}
+
+
+def frontier_cases() -> list[tuple[tuple, list]]:
+    import random
+
+    cases = [(["a", "b", "c"], [-1.0, -0.5, -2.0], 2), (["a", "b", "c", "d"], [-1.0, None, -1.0, -3.0], 2),
+             (["a", "b"], [None, None], 1), (["x", "y", "z"], [0.0, 0.0, 0.0], 1), (["p", "q", "r"], [-3.0, -1.0, -2.0], 5)]
+    rng = random.Random(6)
+    for _ in range(6):
+        n = rng.randint(3, 8)
+        vals = [None if rng.random() < 0.3 else -float(rng.randint(0, 4)) for _ in range(n)]
+        cases.append(([f"s{i}" for i in range(n)], vals, rng.randint(1, 3)))
+    return [((c, v, w), _frontier(c, v, w)) for c, v, w in cases]
+
+
+def check_next_frontier(fn) -> None:
+    """Exercise 11.6: ``fn(children, values, beam_width)`` keeps the ``beam_width`` children with the
+    largest values, drops those whose value is None, and breaks ties by the order proposed."""
+    check_equal(fn, frontier_cases(), mistakes=FRONTIER_MISTAKES)
+
+
+__all__ = [
+    "AGREEMENT_MISTAKES",
+    "FAMILY_MISTAKES",
+    "FRONTIER_MISTAKES",
+    "SOFT_TARGET_MISTAKES",
+    "VOTE_MISTAKES",
+    "check_agreement",
+    "check_families_consistent",
+    "check_gradient_ratio",
+    "check_majority_vote",
+    "check_next_frontier",
+    "check_soft_target_loss",
+    "measured_gradient_ratio",
+]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 
 def _ax(ax, size=(6, 3.6)):
@@ -59,7 +60,8 @@ def plot_distillation(rows: list[dict], ax=None):
     return ax
 
 
-__all__ = ["plot_distillation", "plot_gradient_scale", "plot_soft_targets"]
+__all__ = ["plot_compute", "plot_cot_accuracy", "plot_distillation", "plot_gradient_scale", "plot_samples_curve",
+           "plot_shots", "plot_soft_targets"]
 
 
 def plot_cot_accuracy(n_digits: Sequence[int], curves: dict[str, list[list[float]]], ax=None, *,
@@ -93,5 +95,50 @@ def plot_samples_curve(ks: Sequence[int], curves: dict[str, list[list[float]]], 
     ax.set_xlabel("sampled chains k")
     ax.set_ylabel("accuracy")
     ax.set_xticks(list(ks))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_shots(shots: Sequence[int], curves: dict[str, list[list[float]]], ax=None, *,
+               ideal: Sequence[float] | None = None, chance: float | None = None):
+    """Accuracy against the number of demonstrations in the prompt, one line per condition
+    (``curves[label]`` is ``[seed][shots] -> accuracy``, ``None`` where not measured; mean and
+    min-max band), with the ideal learner's accuracy as a dashed line."""
+    ax = _ax(ax)
+    for label, per_seed in curves.items():
+        a = np.asarray([[np.nan if v is None else v for v in row] for row in per_seed], dtype=float)
+        keep = ~np.isnan(a).any(0)  # settings measured for every seed
+        x, a = np.asarray(shots)[keep], a[:, keep]
+        line, = ax.plot(x, a.mean(0), marker="o", label=f"{label} ({len(a)} seeds)")
+        ax.fill_between(x, a.min(0), a.max(0), color=line.get_color(), alpha=0.2)
+    if ideal is not None:
+        ax.plot(shots, ideal, "k--", lw=1, label="ideal learner")
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", lw=1, label="one family's share")
+    ax.set_xlabel("demonstrations in the prompt (shots)")
+    ax.set_ylabel("exact-match accuracy")
+    ax.set_xticks(list(shots))
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_compute(points: dict[str, tuple[list[float], list[list[float]]]], ax=None, *,
+                 greedy: tuple[float, float] | None = None):
+    """Accuracy against compute (generated tokens per problem, log scale), one line per method:
+    ``points[label] = (tokens, [seed][setting] -> accuracy)`` drawn as the mean with a min-max
+    band; ``greedy`` is one ``(tokens, accuracy)`` point."""
+    ax = _ax(ax, (6.5, 3.8))
+    for label, (tokens, per_seed) in points.items():
+        a = np.asarray(per_seed, dtype=float)
+        line, = ax.plot(tokens, a.mean(0), marker="o", label=label)
+        ax.fill_between(tokens, a.min(0), a.max(0), color=line.get_color(), alpha=0.2)
+    if greedy is not None:
+        ax.plot(*greedy, "k*", ms=12, label="greedy chain")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("generated tokens per problem (mean, log scale)")
+    ax.set_ylabel("accuracy")
     ax.legend(fontsize=8)
     return ax

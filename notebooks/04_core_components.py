@@ -25,7 +25,10 @@
 #   exponent, and why a fused kernel changes the memory curve but not the time curve;
 # - the rest of a block: the feed-forward network and its activations (ReLU, GELU, SiLU, and the
 #   gated SwiGLU and GeGLU), LayerNorm and RMSNorm, residual paths, pre-norm and post-norm, and
-#   why one of the two trains at a learning rate where the other stalls;
+#   why one of the two trains at a learning rate where the other stalls, with the gradient norms of
+#   each block at initialisation that Xiong et al. use to explain it;
+# - where a model's parameters and training FLOPs are ($12d^2$ per block, $\approx 6N$ per token),
+#   checked against a real model and PyTorch's FLOP counter;
 # - that a GPT-2 block, a BERT layer and a Llama decoder layer are all the same few pieces, by
 #   loading each from transformers into our block and getting the same numbers;
 # - a function transformers find hard to learn (parity), and how a convolution in front of
@@ -33,7 +36,7 @@
 #
 # **What you need**: chapter 1 (why attention) and chapter 3 (positional encodings, RoPE).
 #
-# **Run time**: about 60 s on a laptop CPU.
+# **Run time**: about 70 s on a laptop CPU.
 
 # %%
 # %matplotlib inline
@@ -43,6 +46,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from ipywidgets import Dropdown, FloatSlider, IntSlider, interact
+from torch.utils.flop_counter import FlopCounterMode
 
 from roadmap_lib import set_seed
 from roadmap_lib.attention import (
@@ -56,18 +60,12 @@ from roadmap_lib.attention import (
 )
 from roadmap_lib.chapters.ch04_core_components.activations import (
     load_results as load_activation_results,
-    losses_by_activation,
-    run_one as run_activation,
 )
-from roadmap_lib.chapters.ch04_core_components.experiments import (
-    BitClassifier,
-    BitGRU,
-    BlockStackLM,
-    attention_scaling,
-    hf_layer_max_diff,
-    offset_heads_attention,
-    train_bit_task,
-    train_lm,
+from roadmap_lib.chapters.ch04_core_components.activations import (
+    losses_by_activation,
+)
+from roadmap_lib.chapters.ch04_core_components.activations import (
+    run_one as run_activation,
 )
 from roadmap_lib.chapters.ch04_core_components.exercises import (
     check_causal_attention,
@@ -75,9 +73,21 @@ from roadmap_lib.chapters.ch04_core_components.exercises import (
     check_rms_norm,
     check_window_mask,
 )
+from roadmap_lib.chapters.ch04_core_components.experiments import (
+    BitClassifier,
+    BitGRU,
+    BlockStackLM,
+    attention_scaling,
+    grad_norms_at_init,
+    hf_layer_max_diff,
+    offset_heads_attention,
+    train_bit_task,
+    train_lm,
+)
 from roadmap_lib.chapters.ch04_core_components.plots import (
     plot_activation_seeds,
     plot_attention_heads,
+    plot_grad_norms,
     plot_loss_curves,
     plot_masks,
     plot_norms,
@@ -94,7 +104,8 @@ from roadmap_lib.layers import (
     silu,
 )
 from roadmap_lib.measure import count_parameters
-from roadmap_lib.scaling import fit_power_law
+from roadmap_lib.models import GPT, GPTConfig
+from roadmap_lib.scaling import fit_power_law, gpt_param_counts
 
 set_seed(0)
 
@@ -411,6 +422,109 @@ assert final["post-norm, lr 3e-3"] < unigram - 0.2, "post-norm learns at a gentl
 # buys robustness to the learning rate; its price, according to Liu et al.
 # {cite}`liu2020admin`, is that a post-norm model that does train well often ends slightly better.
 #
+# ### Why: the gradients at initialisation
+#
+# Xiong et al.'s explanation {cite}`xiong2020layernorm` is about the gradients *before* the first
+# step. In post-norm, the gradient reaching the last block's weights does not shrink as the stack
+# gets deeper; in pre-norm it does (their Theorem 1: like $1/\sqrt{L}$ for $L$ blocks), because each
+# block adds its output to a residual stream that keeps growing and the final norm divides by it.
+# So at the same learning rate the first post-norm updates are much larger near the output, which
+# is what the warm-up tames. We measure it: the norm of the gradient of each block's second FFN
+# matrix ($W_2$, the weight the paper analyses), at initialisation, after one batch, with Xavier
+# initialisation as in the paper, for stacks of 2, 4, 8 and 16 blocks (width 32) and 3 seeds each
+# (the seed draws the weights and the batch).
+
+# %%
+depths, grad_seeds = (2, 4, 8, 16), (0, 1, 2)
+grad_norms = {(label, L): torch.tensor([grad_norms_at_init(len(data.vocab), data.context, data.get_batch,
+                                                           prenorm=prenorm, n_layers=L, seed=seed)
+                                        for seed in grad_seeds])
+              for label, prenorm in (("post-norm", False), ("pre-norm", True)) for L in depths}
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+plot_grad_norms({label: grad_norms[(label, 16)] for label in ("post-norm", "pre-norm")}, ax=axes[0])
+axes[0].set_title("16 blocks: gradient norm of each block's W2 at initialisation")
+for k, label in enumerate(("post-norm", "pre-norm")):
+    top = torch.stack([grad_norms[(label, L)][:, -1] for L in depths])  # (depths, seeds)
+    axes[1].plot(depths, top, "o", color=f"C{k}", alpha=0.3)
+    axes[1].plot(depths, top.mean(1), "-o", color=f"C{k}", label=label)
+axes[1].set(xscale="log", yscale="log", xlabel="number of blocks L", ylabel="last block's $\\|\\nabla W_2\\|$",
+            title="The last block's gradient against depth")
+axes[1].set_xticks(depths, [str(L) for L in depths])
+axes[1].minorticks_off()
+axes[1].legend()
+plt.tight_layout()
+plt.show()
+last = {label: [grad_norms[(label, L)][:, -1].mean().item() for L in depths] for label in ("post-norm", "pre-norm")}
+exponent = {label: fit_power_law(depths, v)[0] for label, v in last.items()}
+deep = {label: grad_norms[(label, 16)] for label in ("post-norm", "pre-norm")}  # (seeds, blocks)
+top_vs_bottom = {label: (v[:, -4:].mean(1) / v[:, :4].mean(1)).tolist() for label, v in deep.items()}
+print("last block's gradient norm at L =", depths, {k: [round(x, 3) for x in v] for k, v in last.items()})
+print("fitted exponent of L:", {k: round(v, 2) for k, v in exponent.items()})
+print("16 blocks, mean of the top 4 / bottom 4 blocks, per seed:",
+      {k: [round(x, 2) for x in v] for k, v in top_vs_bottom.items()})
+print(f"16 blocks, last block: post-norm / pre-norm = {last['post-norm'][-1] / last['pre-norm'][-1]:.1f}")
+
+# %%
+assert exponent["pre-norm"] < -0.15 and exponent["post-norm"] > -0.05, "pre-norm's top gradient shrinks with depth"
+assert last["post-norm"][-1] > 2.5 * last["pre-norm"][-1]
+assert max(top_vs_bottom["pre-norm"]) < 0.6 and min(top_vs_bottom["post-norm"]) > 0.8
+
+# %% [markdown]
+# What came out, at width 32 and one batch. The last block's gradient does not shrink with depth in
+# post-norm (the fitted exponent of $L$ is about zero or positive) and does in pre-norm, though
+# more slowly than the paper's $L^{-1/2}$ bound (the fit is printed above); at 16 blocks the
+# post-norm gradient on the last block is several times the pre-norm one. Inside the 16-block
+# stacks the two differ in shape too, but not as in Xiong et al.'s Figure 3 (post-norm rising
+# toward the top, pre-norm flat): here post-norm's profile has no consistent trend (it is flat
+# within the seeds' scatter, one seed of three rising toward the top), while pre-norm's *falls*
+# toward the top, to less than 0.6 of the bottom blocks' in every seed. In a stack this small every
+# lower block also receives gradient through all the residual branches above it. The mechanism the
+# warm-up addresses, large gradients near the output of a post-norm stack relative to pre-norm, is
+# there either way; the exact profile depends on width, depth and initialisation.
+#
+# ## Counting parameters and FLOPs
+#
+# A block's parameters are almost all in four $d \times d$ attention projections and two
+# $d \times 4d$ FFN matrices: $4d^2 + 8d^2 = 12d^2$ per block, plus $13d$ biases and norm
+# weights. Training costs about $6N$ FLOPs per token for $N$ non-embedding parameters
+# {cite}`kaplan2020scaling`: $2N$ for the forward pass (a multiply and an add per weight) and $4N$
+# for the backward (the gradients with respect to the inputs and to the weights). Two terms are
+# missing from $6N$: the output layer, $6dV$ per token for a vocabulary of $V$, and the attention
+# scores and weighted sums, $6 \cdot 2 L T d$ per token at sequence length $T$. We check the
+# accounting against the real thing: GPT-2 small's configuration built on PyTorch's `meta` device
+# (shapes only, no memory), its parameters counted, and one training step's matrix FLOPs counted
+# by `torch.utils.flop_counter.FlopCounterMode`. (Chapter 09 builds scaling laws on these counts.)
+
+# %%
+gpt2_cfg = GPTConfig()  # GPT-2 small: d = 768, 12 blocks, V = 50,257, context 1,024
+with torch.device("meta"):
+    gpt2 = GPT(gpt2_cfg)
+d, L, V, T = gpt2_cfg.d_model, gpt2_cfg.n_layers, gpt2_cfg.vocab_size, 128
+block_params = count_parameters(gpt2.blocks[0])
+counts = gpt_param_counts(gpt2_cfg)
+ids = torch.zeros(2, T, dtype=torch.long, device="meta")
+with FlopCounterMode(display=False) as flop_counter:
+    gpt2(ids).float().sum().backward()
+per_token = flop_counter.get_total_flops() / ids.numel()
+terms = {"6N (blocks, N = 12Ld²)": 6 * counts["kaplan"], "6dV (output layer)": 6 * d * V,
+         "6·2LTd (attention scores)": 6 * 2 * L * T * d}
+print(f"one block: {block_params:,} parameters; 12d² = {12 * d * d:,}; 12d² + 13d = {12 * d * d + 13 * d:,}")
+print(f"whole model: {count_parameters(gpt2):,} parameters; N (non-embedding) = {counts['non_embedding']:,}")
+print(f"training FLOPs per token at T = {T}: FlopCounterMode {per_token:,.0f}")
+for name, value in terms.items():
+    print(f"  {name:<28} {value:>13,.0f}  ({value / per_token:.0%})")
+assert block_params == 12 * d * d + 13 * d and count_parameters(gpt2) == counts["total"]
+assert per_token == sum(terms.values())
+assert 0.6 < terms["6N (blocks, N = 12Ld²)"] / per_token < 0.75
+
+# %% [markdown]
+# The parameter count is $12d^2$ per block up to the biases, and FlopCounterMode's count is exactly
+# the sum of the three terms, with $N = 12Ld^2$: the biases and norm weights (the other
+# $13d$ per block) are not matrix multiplications and are not counted. For GPT-2 small at 128 tokens, $6N$ is only about two thirds of the
+# work: the output layer over a 50k vocabulary adds almost half as much again. The rule $C \approx
+# 6ND$ is for models where $N$ dwarfs $dV$ and $T$ is small next to $d$; at long contexts the
+# attention term grows with $T$ (the section above measured its time and memory).
+#
 # ## Three real layers, one block
 #
 # A GPT-2 block is pre-norm LayerNorm + attention with biases + a GELU(tanh) MLP
@@ -565,7 +679,11 @@ assert hybrid["GRU + transformer, no positions"]["accuracy"] > 0.95
 #   cache; cached decoding equals full recomputation.
 # - A written-out attention needs $O(L^2)$ memory (measured exponent ≈ 2); a fused kernel needs
 #   $O(L)$, but both need $O(L^2)$ time.
-# - Pre-norm trains at learning rates where post-norm stalls without warm-up.
+# - Pre-norm trains at learning rates where post-norm stalls without warm-up. At initialisation the
+#   last block's gradient shrinks with depth in pre-norm and not in post-norm (16 blocks: several
+#   times smaller).
+# - A block holds $12d^2$ parameters plus biases; a training step costs $6N$ FLOPs per token plus
+#   the output layer and the attention scores (for GPT-2 small at 128 tokens, $6N$ is two thirds).
 # - GPT-2, BERT and Llama layers are the same block with different choices, equal to transformers'
 #   within 1e-5.
 # - Gated FFNs edge out plain ones at equal parameters in our short runs (see the seeds above);

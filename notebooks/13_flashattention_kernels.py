@@ -22,7 +22,8 @@
 #   laptop CPU through Triton's interpreter;
 # - the *online softmax*: a softmax computed in one streaming pass, with a running max and a
 #   running sum that is rescaled whenever the max grows;
-# - why attention is limited by memory traffic rather than arithmetic, counted in bytes;
+# - why attention is limited by memory traffic rather than arithmetic, counted in bytes, and where
+#   that puts it on a roofline: a GPU's published specification against this CPU's measured one;
 # - FlashAttention-2 {cite}`dao2022flashattention,dao2023flashattention2`: the tiled algorithm in
 #   plain PyTorch, then the Triton kernels of `roadmap_lib.kernels` (forward and backward, causal,
 #   grouped-query attention), checked against PyTorch.
@@ -75,6 +76,12 @@ from roadmap_lib.chapters.ch13_flashattention_kernels.plots import (
     plot_half_precision_errors,
     plot_hbm_traffic,
     plot_online_softmax_step,
+)
+from roadmap_lib.chapters.ch13_flashattention_kernels.roofline import (
+    H100_SXM,
+    attention_intensity,
+    load_cpu,
+    plot_roofline,
 )
 from roadmap_lib.exercises import check_close, check_tensor, check_true
 from roadmap_lib.kernels import (
@@ -268,6 +275,48 @@ plot_hbm_traffic([256, 512, 1024, 2048, 4096, 8192, 16384], d=64)
 plt.show()
 
 # %% [markdown]
+# ### The roofline: where the byte counts put attention
+#
+# The roofline model {cite}`williams2009roofline` turns the counts into a prediction. A kernel with
+# arithmetic intensity $I$ (FLOPs per byte of main memory) on a machine with peak compute $P$ and
+# bandwidth $B$ can reach at most $\min(P, I\,B)$ FLOP/s; below the *ridge point* $P/B$ it is
+# memory-bound. Two machines: an H100 SXM at its **published** specification (989.5 TFLOP/s dense
+# bfloat16, 3.35 TB/s: NVIDIA's datasheet, not a measurement), and **this CPU as measured** by
+# `benchmarks/bench_roofline.py` (a float32 matmul for the peak, a 256 MiB copy for the bandwidth,
+# one thread; `benchmarks/results/roofline.json`). The intensities are the IO model's above, at
+# $N = 4096$, in bfloat16 on the GPU and float32 (twice the bytes) on the CPU:
+
+# %%
+cpu_roof = load_cpu()
+machines = [H100_SXM, cpu_roof]
+points = {m.name: {f"{s}, d={d}": attention_intensity(s, 4096, d, bytes_per_element=m.bytes_per_element)
+                   for s in ("naive", "tiled") for d in (64, 128)} for m in machines}
+plot_roofline(machines, points)
+plt.show()
+for m in machines:
+    print(f"{m.name}: peak {m.peak_flop_per_s / 1e12:.3g} TFLOP/s, {m.bytes_per_s / 1e9:.3g} GB/s, "
+          f"ridge {m.ridge:.1f} FLOPs/byte")
+    for label, i in points[m.name].items():
+        print(f"   {label:<14} {i:6.1f} FLOPs/byte -> at most {m.attainable(i) / m.peak_flop_per_s:4.0%} of peak")
+gpu_points, cpu_points = points[H100_SXM.name], points[cpu_roof.name]
+assert max(gpu_points.values()) < H100_SXM.ridge  # memory-bound on the GPU, both schedules
+assert min(cpu_points.values()) > cpu_roof.ridge  # compute-bound on this CPU, both schedules
+assert H100_SXM.attainable(gpu_points["tiled, d=64"]) > 3.5 * H100_SXM.attainable(gpu_points["naive, d=64"])
+
+# %% [markdown]
+# The two machines sit on opposite sides of their ridges. On the H100, by this count, *both*
+# schedules are memory-bound: the ridge is near 300 FLOPs per byte, the naive kernel's intensity is
+# about $d/2$, and the tiled one's about $B_m = 128$, so the model predicts the tiled kernel at
+# about four times the naive one's speed for $d = 64$ (twice for $d = 128$), and below the peak
+# even so. (Real kernels do better than this count, since the L2 cache serves many of the repeated
+# $K, V$ reads; whether they do is what section 8's GPU measurement will show: none has been made
+# yet.) On this CPU, with one thread, the measured ridge (printed above) lies below both
+# schedules' intensities: attention is compute-bound either way, so tiling saves memory but not time here, which
+# is what chapter 04 measured (a fused kernel changes the memory curve, not the time curve). The
+# same algorithm is a large speed-up or none depending on which side of the ridge the machine puts
+# it.
+
+# %% [markdown]
 # ## 5. The backward pass without the attention matrix
 #
 # For $O = PV$ with $P = \operatorname{softmax}(S)$ and $S = QK^\top\cdot\text{scale}$, the
@@ -446,6 +495,10 @@ interact(show_step, step=IntSlider(value=1, min=1, max=5, description="tiles see
 # - Counted in bytes, the naive schedule does about $d/2$ FLOPs per byte and must hold the
 #   $N\times N$ matrix; the tiled one reads $K$ and $V$ once per query block, moves 2 to 4 times less
 #   here, and its FLOPs per byte grow with the tile size.
+# - On a roofline, both schedules fall below an H100's ridge point (published specification; the
+#   tiled one about four times higher up the memory slope for $d = 64$) and above this CPU's
+#   (measured, one thread): the same tiling is a large speed-up on the GPU by this count and none
+#   on the CPU, where only the memory saving remains.
 # - The Triton kernels (forward, and a backward that recomputes $P$ from the log-sum-exp, in two
 #   kernels instead of FlashAttention-2's one with atomic $dQ$ updates, so no atomics) match PyTorch, and in float16 they are more
 #   accurate than a naive implementation.

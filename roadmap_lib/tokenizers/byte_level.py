@@ -12,6 +12,13 @@ of the tokenizer classes, so that :mod:`~roadmap_lib.tokenizers.bpe` and
 from __future__ import annotations
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+#: GPT-2's pattern with every digit its own pre-token, as Llama and PaLM split numbers: the same
+#: pre-tokens as Hugging Face's ``Sequence([Digits(individual_digits=True), ByteLevel()])``, which
+#: first cuts the text around each numeric character (``\p{N}``) and then applies GPT-2's pattern
+#: to each piece. One regex does both: a digit alone (never with a leading space), and a run of
+#: whitespace before a digit kept whole, as it is at the end of the piece before the cut.
+GPT2_DIGITS_PATTERN = (r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?=\p{N})|"""
+                       r"""\s+(?!\S)|\s+""")
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -109,5 +116,5 @@ def parse_pre_tokenizer(pre: dict | None) -> tuple[str, bool]:
     raise ValueError(f"pre_tokenizer: expected ByteLevel (or Split regex + ByteLevel), got {pre}")
 
 
-__all__ = ["BYTE_TO_CHAR", "CHAR_TO_BYTE", "GPT2_PATTERN", "bytes_to_unicode", "from_chars",
-           "parse_pre_tokenizer", "parse_vocab", "pre_tokenizer_dict", "to_chars"]
+__all__ = ["BYTE_TO_CHAR", "CHAR_TO_BYTE", "GPT2_DIGITS_PATTERN", "GPT2_PATTERN", "bytes_to_unicode",
+           "from_chars", "parse_pre_tokenizer", "parse_vocab", "pre_tokenizer_dict", "to_chars"]

@@ -87,3 +87,30 @@ def test_offset_heads_attention():
         offset_heads_attention(mask="diagonal")
 
 
+
+
+def test_xavier_init_and_grad_norms_at_init():
+    from roadmap_lib.chapters.ch04_core_components.experiments import (
+        grad_norms_at_init,
+        xavier_init_,
+    )
+    from roadmap_lib.chapters.ch04_core_components.plots import plot_grad_norms
+
+    torch.manual_seed(0)
+    layer = xavier_init_(torch.nn.Sequential(torch.nn.Linear(400, 200)))[0]
+    assert layer.bias.abs().sum() == 0
+    assert layer.weight.std().item() == pytest.approx((2 / 600) ** 0.5, rel=0.05)  # Glorot: 2 / (fan_in + fan_out)
+
+    def get_batch(split, generator):
+        x = torch.randint(0, 11, (4, 8), generator=generator)
+        return x, x.roll(-1, 1)
+
+    kw = {"prenorm": True, "n_layers": 3, "d_model": 16, "n_heads": 2}
+    a = grad_norms_at_init(11, 8, get_batch, seed=0, **kw)
+    assert len(a) == 3 and all(v > 0 for v in a)
+    assert a == grad_norms_at_init(11, 8, get_batch, seed=0, **kw)  # seeded
+    assert a != grad_norms_at_init(11, 8, get_batch, seed=1, **kw)
+    with pytest.raises(ValueError, match="n_layers: expected at least 1"):
+        grad_norms_at_init(11, 8, get_batch, prenorm=False, n_layers=0, seed=0)
+    ax = plot_grad_norms({"pre-norm": torch.tensor([a, a])})
+    assert len(ax.lines) == 3

@@ -114,14 +114,66 @@ def test_zero_shot_location_counts_only_corrupted_sentences():
     from roadmap_lib.chapters.ch06_encoder_only import study as bs
     model, vocab, _ = be.load()
     data = bf.TaskData(vocab, "intruder", "val", limit=40)
-    share = bs.zero_shot_location(model, vocab, data)
+    surprise = bs.surprise_scores(model, data)
+    share = bs.zero_shot_location(surprise, data)
     n_bad = int((data.labels == 0).sum())
     assert 0.0 <= share <= 1.0 and (share * n_bad) == pytest.approx(round(share * n_bad))
+    only_bad = bs.surprise_scores(model, data, sentences=data.labels == 0)
+    assert only_bad[data.labels == 1].isnan().all()
+    assert bs.zero_shot_location(only_bad, data) == share
     keep = data.labels == 1
     data.text = [t for t, k in zip(data.text, keep) if k]
-    data.labels, data.token_labels = data.labels[keep], data.token_labels[keep]
+    data.ids, data.labels, data.token_labels = data.ids[keep], data.labels[keep], data.token_labels[keep]
     with pytest.raises(ValueError, match="corrupted"):
-        bs.zero_shot_location(model, vocab, data)
+        bs.zero_shot_location(surprise[keep], data)
+    with pytest.raises(ValueError, match="surprise: expected the shape"):
+        bs.zero_shot_location(surprise, data)
+    with pytest.raises(ValueError, match="sentences: expected a boolean mask"):
+        bs.surprise_scores(model, data, sentences=torch.ones(3, dtype=torch.bool))
+
+
+def test_surprise_scores_equal_word_surprise_sentence_by_sentence():
+    from roadmap_lib.chapters.ch06_encoder_only import study as bs
+    model, vocab, _ = be.load()
+    data = bf.TaskData(vocab, "intruder", "test", limit=12)
+    got = bs.surprise_scores(model, data, batch=7)  # batches that cut across sentences
+    for row, text in enumerate(data.text):
+        want = torch.tensor([v for _, v in be.word_surprise(model, vocab, text)])
+        assert torch.allclose(got[row, 1:1 + len(want)], want, atol=1e-4, equal_nan=True)
+        assert got[row, 1 + len(want):].isnan().all() and got[row, 0].isnan()
+
+
+def test_flagging_rules_and_best_threshold_against_a_brute_force_search():
+    from roadmap_lib.chapters.ch06_encoder_only import study as bs
+    from roadmap_lib.metrics import token_f1
+    nan = float("nan")
+    surprise = torch.tensor([[nan, 1.0, 5.0, 2.0, nan], [nan, 3.0, 0.5, nan, nan], [nan, nan, nan, nan, nan],
+                             [nan, 4.0, 4.0, 0.1, nan]])
+    gold = torch.tensor([[-100, 0, 1, 0, -100], [-100, 0, 0, 1, -100], [-100, -100, -100, -100, -100],
+                         [-100, 1, 0, 0, -100]])
+    assert bs.flag_top(surprise).tolist() == [[0, 0, 1, 0, 0], [0, 1, 0, 0, 0], [0] * 5, [0, 1, 0, 0, 0]]
+    assert bs.flag_above(surprise, 2.5).tolist() == [[0, 0, 1, 0, 0], [0, 1, 0, 0, 0], [0] * 5, [0, 1, 1, 0, 0]]
+    threshold, f1 = bs.best_threshold(surprise, gold)
+    candidates = [t / 4 for t in range(-4, 24)]  # a grid that includes every gap between values
+    brute = max(token_f1(bs.flag_above(surprise, t), gold) for t in candidates)
+    assert f1 == pytest.approx(brute) and token_f1(bs.flag_above(surprise, threshold), gold) == pytest.approx(f1)
+    with pytest.raises(ValueError, match="gold: expected at least one changed"):
+        bs.best_threshold(surprise, gold.clamp(max=0))
+    with pytest.raises(ValueError, match="surprise: expected the shape"):
+        bs.best_threshold(surprise[:2], gold)
+
+
+def test_bootstrap_token_f1_brackets_the_f1_and_is_seeded():
+    from roadmap_lib.chapters.ch06_encoder_only import study as bs
+    from roadmap_lib.metrics import token_f1
+    g = torch.Generator().manual_seed(0)
+    gold = torch.randint(0, 2, (200, 6), generator=g)
+    pred = torch.where(torch.rand(200, 6, generator=g) < 0.7, gold, 1 - gold)
+    low, high = bs.bootstrap_token_f1(pred, gold, n=300)
+    assert low < token_f1(pred, gold) < high < low + 0.2
+    assert (low, high) == bs.bootstrap_token_f1(pred, gold, n=300)
+    with pytest.raises(ValueError, match="pred: expected the shape"):
+        bs.bootstrap_token_f1(pred[:3], gold)
 
 
 def test_tagger_location_of_a_perfect_and_a_blind_tagger():

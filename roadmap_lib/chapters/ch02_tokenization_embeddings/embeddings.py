@@ -77,8 +77,17 @@ def bits_per_char(model: TinyLM, ids: torch.Tensor, n_chars: int, batch: int = 4
 
 
 def train_lm(model: TinyLM, ids: torch.Tensor, steps: int, batch: int = 128, lr: float = 3e-3,
-             seed: int = 0, progress: bool = True) -> list[float]:
-    """Train on random windows of ``ids`` with AdamW; returns the loss (nats/token) per step."""
+             seed: int = 0, progress: bool = True, eval_every: int = 0,
+             callback=None) -> list[float]:
+    """Train on random windows of ``ids`` with AdamW; returns the loss (nats/token) per step.
+
+    With ``eval_every > 0``, ``callback(step)`` is called after every ``eval_every``-th step (it
+    may evaluate the model; it does not touch the batches, so the run is the same with or
+    without it)."""
+    if not isinstance(eval_every, int) or eval_every < 0:
+        raise ValueError(f"eval_every: expected a non-negative int, got {eval_every!r}")
+    if eval_every and callback is None:
+        raise ValueError("callback: expected a function of the step when eval_every > 0, got None")
     g = torch.Generator().manual_seed(seed)
     x, y = windows(ids, model.config.context)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
@@ -94,6 +103,8 @@ def train_lm(model: TinyLM, ids: torch.Tensor, steps: int, batch: int = 128, lr:
         opt.step()
         sched.step()
         losses.append(loss.item())
+        if eval_every and len(losses) % eval_every == 0:
+            callback(len(losses))
     return losses
 
 

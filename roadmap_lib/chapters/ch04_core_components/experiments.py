@@ -181,6 +181,37 @@ def train_lm(
     return losses
 
 
+def xavier_init_(model: nn.Module) -> nn.Module:
+    """Xavier-normal weights and zero biases for every ``nn.Linear`` (the initialisation Xiong et
+    al. (2020) analyse); embeddings and norms are left as they are. In place; returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_normal_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
+
+
+def grad_norms_at_init(vocab_size: int, context: int, get_batch, *, prenorm: bool, n_layers: int,
+                       seed: int, d_model: int = 32, n_heads: int = 4) -> list[float]:
+    """Gradient norm of each block's second FFN matrix (``ffn.down_proj.weight``, Xiong et al.'s
+    :math:`W^{2,l}`) at initialisation: one batch from ``get_batch("train", generator)``, the
+    language-model loss, one backward pass. Returns one norm per block, bottom to top.
+
+    The model is :class:`BlockStackLM` (d_ff = 4·d_model) with :func:`xavier_init_`; ``seed``
+    draws the weights and the batch.
+    """
+    if n_layers < 1:
+        raise ValueError(f"n_layers: expected at least 1 block, got {n_layers}")
+    torch.manual_seed(seed)
+    cfg = BlockConfig(d_model=d_model, n_heads=n_heads, d_ff=4 * d_model, causal=True, prenorm=prenorm)
+    model = xavier_init_(BlockStackLM(vocab_size, context, cfg, n_layers))
+    x, y = get_batch("train", torch.Generator().manual_seed(seed))
+    with cpu_threads(1):
+        F.cross_entropy(model(x).flatten(0, 1), y.flatten()).backward()
+    return [block.ffn.down_proj.weight.grad.norm().item() for block in model.blocks]
+
+
 def ffn_width_for_params(d_model: int, d_ff: int, gated: bool) -> int:
     """Hidden width that gives a (bias-free) FFN the parameters of a plain one of width ``d_ff``.
 
@@ -294,8 +325,10 @@ __all__ = [
     "attention_scaling",
     "bit_task_batch",
     "ffn_width_for_params",
+    "grad_norms_at_init",
     "hf_layer_max_diff",
     "offset_heads_attention",
     "train_bit_task",
     "train_lm",
+    "xavier_init_",
 ]

@@ -121,7 +121,7 @@ def plot_norms(x: torch.Tensor, normed: dict[str, torch.Tensor], title: str, ax=
     return ax
 
 
-__all__ = ["plot_attention_heads", "plot_loss_curves", "plot_masks", "plot_norms",
+__all__ = ["plot_attention_heads", "plot_grad_norms", "plot_loss_curves", "plot_masks", "plot_norms",
            "plot_scaling"]
 
 
@@ -138,4 +138,24 @@ def plot_activation_seeds(losses: dict[str, list[float]], gated: tuple[str, ...]
     ax.set_ylabel("validation loss (nats)")
     ax.set_title("Activations at equal parameters: seeds (dots) and mean (bar)")
     ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def plot_grad_norms(norms: dict[str, torch.Tensor], ax=None):
+    """Per-block gradient norms at initialisation: ``norms[label]`` is (seeds, blocks); every seed
+    drawn thin, the mean thick."""
+    own_figure = ax is None
+    ax = ax if ax is not None else plt.subplots(figsize=(6.5, 3.8))[1]
+    for k, (label, values) in enumerate(norms.items()):
+        layers = range(1, values.shape[1] + 1)
+        for row in values:
+            ax.plot(layers, row, color=f"C{k}", alpha=0.3, lw=1)
+        ax.plot(layers, values.mean(0), color=f"C{k}", marker="o", lw=2, label=f"{label} (mean of {len(values)} seeds)")
+    ax.set_xlabel("block (1 = next to the embeddings)")
+    ax.set_ylabel(r"$\|\nabla W_2\|$ at initialisation")
+    ax.set_ylim(0, None)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if own_figure:
+        ax.figure.tight_layout()
     return ax

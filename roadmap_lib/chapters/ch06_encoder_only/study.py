@@ -28,9 +28,11 @@ from roadmap_lib.chapters.ch06_encoder_only.finetune import (
     make_model,
     scores,
 )
-from roadmap_lib.chapters.ch06_encoder_only.pretrain import MLMData, load, word_surprise
+from roadmap_lib.chapters.ch06_encoder_only.pretrain import MASK, PAD, UNK, MLMData, load
 from roadmap_lib.fileio import atomic_write_text
+from roadmap_lib.layers import gelu
 from roadmap_lib.measure import cpu_threads
+from roadmap_lib.metrics import token_f1
 from roadmap_lib.objectives import mlm_loss
 from roadmap_lib.training import evaluate
 
@@ -128,19 +130,104 @@ def curve(info: dict, kind: str, start: str, metric: str) -> tuple[list[int], li
     return list(values), [sum(v) / len(v) for v in values.values()]
 
 
-def zero_shot_location(model, vocab, data: TaskData) -> float:
-    """Share of the corrupted sentences of ``data`` whose most surprising word (masked-LM, no
-    fine-tuning: :func:`roadmap_lib.chapters.ch06_encoder_only.pretrain.word_surprise`) is the intruder."""
-    hits = total = 0
-    for text, label, tokens in zip(data.text, data.labels, data.token_labels):
-        if label == 1:
-            continue
-        surprise = torch.tensor([v for _, v in word_surprise(model, vocab, text)]).nan_to_num(-1.0)
-        hits += int(tokens[1 + surprise.argmax()] == 1)
-        total += 1
-    if total == 0:
+@torch.no_grad()
+def surprise_scores(model, data: TaskData, sentences: torch.Tensor | None = None, batch: int = 512) -> torch.Tensor:
+    """Masked-LM surprise of every word of every sentence of ``data``, aligned with
+    ``data.token_labels``: a (sentences, context) tensor, ``nan`` where there is no word to score
+    (``[CLS]``, ``[SEP]``, padding) or the word is ``[UNK]``.
+
+    The same numbers as :func:`~roadmap_lib.chapters.ch06_encoder_only.pretrain.word_surprise`
+    sentence by sentence, computed in batches of ``batch`` masked copies across sentences, sorted
+    by length (each batch cut after its longest sentence: the padding is masked anyway). ``sentences``: a boolean
+    (sentences,) mask of the sentences to score (default: all; the others stay ``nan``).
+    """
+    ids = data.ids
+    words = (data.token_labels != -100) & (ids != UNK)
+    if sentences is not None:
+        if sentences.shape != (len(ids),) or sentences.dtype != torch.bool:
+            raise ValueError(f"sentences: expected a boolean mask of shape ({len(ids)},), got "
+                             f"{sentences.dtype} of shape {tuple(sentences.shape)}")
+        words &= sentences[:, None]
+    rows, cols = words.nonzero(as_tuple=True)
+    length = (ids != PAD).sum(1)
+    order = length[rows].argsort(stable=True)  # similar lengths together: less padding per batch
+    rows, cols = rows[order], cols[order]
+    out = torch.full(ids.shape, float("nan"))
+    model.eval()
+    for i in range(0, len(rows), batch):
+        r, c = rows[i:i + batch], cols[i:i + batch]
+        masked = ids[r, :int(length[r].max())].clone()
+        masked[torch.arange(len(r)), c] = MASK
+        h = model.bert(masked, attention_mask=masked != PAD)[torch.arange(len(r)), c]
+        # BertForMaskedLM's head, applied at the masked positions only (the rest are not needed)
+        logp = model.mlm_out(model.mlm_norm(gelu(model.mlm_dense(h)))).log_softmax(-1)
+        out[r, c] = -logp[torch.arange(len(r)), ids[r, c]]
+    return out
+
+
+def flag_above(surprise: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Predicted token labels: 1 ("changed") where ``surprise > threshold``, else 0 (``nan``,
+    i.e. no scorable word, is never flagged). Same shape as ``surprise``."""
+    return (surprise > threshold).long()  # nan > t is False
+
+
+def flag_top(surprise: torch.Tensor) -> torch.Tensor:
+    """Predicted token labels: the most surprising scorable word of every sentence flagged (1),
+    everything else 0; a sentence with no scorable word flags nothing."""
+    out = torch.zeros(surprise.shape, dtype=torch.long)
+    scorable = ~surprise.isnan().all(1)
+    top = surprise.nan_to_num(float("-inf")).argmax(1)
+    out[scorable.nonzero(as_tuple=True)[0], top[scorable]] = 1
+    return out
+
+
+def bootstrap_token_f1(pred: torch.Tensor, gold: torch.Tensor, n: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """A percentile bootstrap interval of :func:`roadmap_lib.metrics.token_f1` resampling the
+    sentences (rows) with replacement: ``(low, high)``."""
+    if pred.shape != gold.shape:
+        raise ValueError(f"pred: expected the shape of gold {tuple(gold.shape)}, got {tuple(pred.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    stats = torch.tensor([token_f1(pred[i], gold[i])
+                          for i in torch.randint(0, len(gold), (n, len(gold)), generator=g)])
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=stats.dtype)
+    low, high = torch.quantile(stats, q).tolist()
+    return low, high
+
+
+def best_threshold(surprise: torch.Tensor, gold: torch.Tensor) -> tuple[float, float]:
+    """The surprise threshold that maximises the F1 of "changed" over words on (``surprise``,
+    ``gold``), searched over every observed surprise value: ``(threshold, F1 there)``.
+    Choose it on validation data and apply it, unchanged, to the test data."""
+    if surprise.shape != gold.shape:
+        raise ValueError(f"surprise: expected the shape of gold {tuple(gold.shape)}, got {tuple(surprise.shape)}")
+    keep = (gold != -100) & ~surprise.isnan()
+    scores_, labels = surprise[keep], gold[keep] == 1
+    if not labels.any():
+        raise ValueError("gold: expected at least one changed word (label 1), got none")
+    order = scores_.argsort(descending=True)
+    s, y = scores_[order], labels[order].float()
+    tp, flagged = y.cumsum(0), torch.arange(1, len(y) + 1, dtype=torch.float)
+    f1 = 2 * tp / (flagged + (gold == 1).sum())  # flagging the k most surprising words
+    last = torch.ones(len(s), dtype=torch.bool)  # only cut between distinct values
+    last[:-1] = s[:-1] != s[1:]
+    f1[~last] = -1.0
+    k = int(f1.argmax())
+    threshold = float(s[k + 1] + s[k]) / 2 if k + 1 < len(s) else float(s[k]) - 1.0
+    return threshold, float(f1[k])
+
+
+def zero_shot_location(surprise: torch.Tensor, data: TaskData) -> float:
+    """Share of the corrupted sentences of ``data`` whose most surprising word (``surprise`` from
+    :func:`surprise_scores`: the masked LM, no fine-tuning) is the intruder."""
+    if surprise.shape != data.token_labels.shape:
+        raise ValueError(f"surprise: expected the shape of data.token_labels {tuple(data.token_labels.shape)}, "
+                         f"got {tuple(surprise.shape)}")
+    bad = data.labels == 0
+    if not bad.any():
         raise ValueError("data: expected at least one corrupted sentence (label 0), got none")
-    return hits / total
+    top = surprise[bad].nan_to_num(-1.0).argmax(1, keepdim=True)
+    return (data.token_labels[bad].gather(1, top) == 1).float().mean().item()
 
 
 @torch.no_grad()
@@ -174,4 +261,24 @@ def encoder_mlm_loss(mlm_model, vocab, record: dict, encoder_state: dict | None 
                         seed=record["eval"]["seed"])
 
 
-__all__ = ["KINDS", "RECIPE", "SEEDS", "SIZES", "STARTS", "TASK", "build", "curve", "encoder_mlm_loss", "results", "run_one", "seed_values", "tagger_location", "zero_shot_location"]
+__all__ = [
+    "KINDS",
+    "RECIPE",
+    "SEEDS",
+    "SIZES",
+    "STARTS",
+    "TASK",
+    "best_threshold",
+    "bootstrap_token_f1",
+    "build",
+    "curve",
+    "encoder_mlm_loss",
+    "flag_above",
+    "flag_top",
+    "results",
+    "run_one",
+    "seed_values",
+    "surprise_scores",
+    "tagger_location",
+    "zero_shot_location",
+]

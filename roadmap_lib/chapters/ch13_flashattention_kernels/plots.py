@@ -10,13 +10,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
+from roadmap_lib import DATA_DIR
 from roadmap_lib.chapters.ch13_flashattention_kernels.io_complexity import (
     flash_attention_traffic,
     naive_attention_traffic,
 )
 
 #: Where ``benchmarks/bench_flash.py`` writes ``flash_<device>.json``.
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+RESULTS_DIR = DATA_DIR.parent / "benchmarks" / "results"
 IMPLS = ("triton", "sdpa_flash", "sdpa_cudnn", "sdpa_math")
 PASSES = ("fwd", "bwd", "fwd+bwd")
 

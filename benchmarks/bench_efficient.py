@@ -35,7 +35,6 @@ import datetime
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import torch
@@ -47,7 +46,7 @@ from roadmap_lib.efficient.linear import linear_attention_chunked, linear_attent
 from roadmap_lib.efficient.sparse import SparsePattern, block_sparse_attention
 from roadmap_lib.efficient.ssm import S4D, causal_conv_direct, selective_scan
 from roadmap_lib.fileio import atomic_write_text
-from roadmap_lib.measure import cpu_threads, peak_memory
+from roadmap_lib.measure import cpu_threads, cpu_time_call, peak_memory
 from roadmap_lib.scaling import fit_power_law
 
 OUT = Path(__file__).resolve().parent / "results" / "efficient.json"
@@ -55,22 +54,6 @@ HEADS, HEAD_DIM, CHANNELS, STATE = 4, 32, 128, 16
 QUADRATIC = ("dense (scores)", "long conv (direct)")
 #: Python loops over tokens: tracing their memory op by op costs O(L^2), so it stops at --max-loop-memory
 LOOPS = ("mamba (sequential scan)",)
-
-
-def cpu_time_call(fn, repeats: int) -> float:
-    """Least CPU time of the calling thread over ``repeats`` calls after a warm-up, in seconds.
-
-    CPU time (``time.thread_time``) counts only the time this thread ran, so the other processes of
-    a busy shared machine inflate it far less than wall time; with one thread and an idle machine the
-    two agree. (It still feels a loaded machine's shared caches and memory bandwidth.)
-    """
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - start)
-    return best
 
 
 def mechanisms(L: int, g: torch.Generator) -> dict:

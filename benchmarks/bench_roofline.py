@@ -23,36 +23,24 @@ import datetime
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import torch
 
 from roadmap_lib.fileio import atomic_write_text
-from roadmap_lib.measure import cpu_threads
+from roadmap_lib.measure import cpu_threads, cpu_time_call
 
 OUT = Path(__file__).resolve().parent / "results" / "roofline.json"
-
-
-def best_cpu_seconds(fn, repeats: int) -> float:
-    """The smallest CPU time of the calling thread over ``repeats`` calls, after one warm-up."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - t0)
-    return best
 
 
 def measure(size: int, copy_mib: int, repeats: int) -> dict:
     with cpu_threads(1), torch.no_grad():
         a, b = torch.randn(size, size), torch.randn(size, size)
         out = torch.empty(size, size)
-        mm_s = best_cpu_seconds(lambda: torch.mm(a, b, out=out), repeats)
+        mm_s = cpu_time_call(lambda: torch.mm(a, b, out=out), repeats)
         n = copy_mib * 2**20 // 4
         src, dst = torch.randn(n), torch.empty(n)
-        copy_s = best_cpu_seconds(lambda: dst.copy_(src), repeats)
+        copy_s = cpu_time_call(lambda: dst.copy_(src), repeats)
     flops, moved = 2 * size**3, 2 * n * 4
     peak, bandwidth = flops / mm_s, moved / copy_s
     return {"matmul": {"size": size, "dtype": "float32", "flops": flops, "best_cpu_s": mm_s,

@@ -24,7 +24,6 @@ import datetime
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import torch
@@ -33,25 +32,13 @@ import torch.nn.functional as F
 from roadmap_lib.chapters.ch10_pretraining_finetuning import setup as S
 from roadmap_lib.data import CharLMData
 from roadmap_lib.fileio import atomic_write_text
-from roadmap_lib.measure import cpu_threads
+from roadmap_lib.measure import cpu_threads, cpu_time_call
 from roadmap_lib.models.gpt import GPT
 from roadmap_lib.optim import AdamW
 from roadmap_lib.packing import pack_documents, packed_lm_loss, pad_documents
 from roadmap_lib.zoo import load_char_gpt
 
 OUT = Path(__file__).resolve().parent / "results" / "training_setup.json"
-
-
-def _thread_seconds(fn) -> float:
-    start = time.thread_time()
-    fn()
-    return time.thread_time() - start
-
-
-def cpu_time_call(fn, repeats: int) -> float:
-    """Best CPU time of the calling thread over ``repeats`` calls, after one warm-up call."""
-    fn()
-    return min(_thread_seconds(fn) for _ in range(repeats))
 
 
 def packing(model, vocab, repeats: int) -> dict:

@@ -7,6 +7,7 @@ from torch import nn
 from roadmap_lib.measure import (
     count_parameters,
     cpu_threads,
+    cpu_time_call,
     kv_cache_bytes,
     peak_memory,
     time_call,
@@ -72,6 +73,28 @@ def test_time_call_is_the_fastest_repeat():
     assert len(calls) == 4  # one warm-up + 3 timed
     with pytest.raises(ValueError, match="repeats"):
         time_call(lambda: None, repeats=0)
+
+
+def test_cpu_time_call_counts_this_threads_work_not_its_sleep():
+    import time
+
+    calls = []
+    assert cpu_time_call(lambda: calls.append(1), repeats=3) >= 0.0
+    assert len(calls) == 4  # one warm-up + 3 timed
+    # sleeping takes wall time but no CPU time; a busy loop of the same length takes both
+    assert cpu_time_call(lambda: time.sleep(0.05), repeats=2) < 0.02
+
+    def spin(seconds=0.05):
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    assert cpu_time_call(spin, repeats=2) >= 0.05
+    x = torch.ones(3, requires_grad=True)  # autograd stays on: a backward pass can be timed
+    cpu_time_call(lambda: (x * 2).sum().backward(), repeats=1)
+    assert x.grad is not None
+    with pytest.raises(ValueError, match="repeats"):
+        cpu_time_call(lambda: None, repeats=0)
 
 
 def test_a_storage_at_a_reused_address_is_counted():

@@ -86,3 +86,21 @@ def test_each_kv_cache_mistake_is_named(fn, words):
 def test_window_mask_mistakes_are_named_by_the_generic_mask_checks(fn, words):
     with pytest.raises(ExerciseError, match=words):
         ex.check_window_mask(fn)
+
+
+def _student_window(L, w, *, back=None, ahead=0):
+    i, j = torch.arange(L).view(-1, 1), torch.arange(L).view(1, -1)
+    back = w - 1 if back is None else back
+    return (j <= i + ahead) & (i - j <= back)
+
+
+@pytest.mark.parametrize("fn, words", [
+    (lambda L, w: _student_window(L, w, back=w), "one too wide"),
+    (lambda L, w: _student_window(L, w) & ~torch.eye(L, dtype=torch.bool), "own position is left out"),
+    (lambda L, w: _student_window(L, w, ahead=w - 1), "causal part is missing"),
+    (lambda L, w: _student_window(L, w, back=L), "only the causal mask"),
+])
+def test_each_window_mask_mistake_is_named(fn, words):
+    with pytest.raises(ExerciseError, match="likely mistake: .*" + words):
+        ex.check_window_mask(fn)
+    assert any(words in d for d in ex.WINDOW_MASK_MISTAKES)

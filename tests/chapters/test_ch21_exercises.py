@@ -94,3 +94,21 @@ def test_prediction_check(capsys):
         X.check_prediction(0.1, half + 0.05, a, b)
     with pytest.raises(ValueError, match="prediction: expected a half-width"):
         X.check_prediction(-1.0, half, a, b)
+
+
+def f1_mean_over_golds(pred, golds):
+    return sum(student_f1(pred, [g]) for g in golds) / len(golds)
+
+
+def acc_norm_argmin(ll, choices):
+    scores = [float(x) / len(c.encode("utf-8")) for x, c in zip(ll, choices)]
+    return min(range(len(scores)), key=lambda i: scores[i])
+
+
+@pytest.mark.parametrize("check, wrong, words", [
+    (X.check_squad_f1, f1_mean_over_golds, "the mean over gold answers instead of the maximum"),
+    (X.check_acc_norm_choice, acc_norm_argmin, "argmin instead of argmax"),
+])
+def test_the_other_declared_mistakes_are_named(check, wrong, words):
+    with pytest.raises(ExerciseError, match=f"likely mistake: {words}"):
+        check(wrong)

@@ -119,3 +119,16 @@ def test_run_tokens_refuses_the_library():
 
     with pytest.raises(ExerciseError, match="calls the library's own"):
         ex.check_run_tokens(lambda ep: agent_study.episode_tokens(ep))
+
+
+class _WordTokenizer:
+    """Tokens that are not characters: one token per space-separated word."""
+
+    def encode(self, text):
+        return text.split()
+
+
+def test_counting_characters_is_named():
+    with pytest.raises(ExerciseError, match="likely mistake: this counts characters, not tokens"):
+        ex.check_premium(lambda t, rows, lang: sum(len(r[lang]) for r in rows) / sum(len(r["en"]) for r in rows),
+                         _WordTokenizer(), ROWS)

@@ -116,9 +116,28 @@ def check_kv_cache_bytes(fn) -> None:
 # ---- exercise 04.4: a sliding-window mask --------------------------------------------------------
 
 
+def _band(L, lo, hi):
+    """True where ``lo <= i - j <= hi`` (query i, key j)."""
+    d = torch.arange(L)[:, None] - torch.arange(L)[None, :]
+    return (d >= lo) & (d <= hi)
+
+
+WINDOW_MASK_MISTAKES = {
+    "the window is one too wide: query i sees w + 1 keys (i − w … i); with its own position it "
+    "should see w (i − w + 1 … i)": lambda L, w: _band(L, 0, w),
+    "the query's own position is left out: the w keys include the diagonal":
+        lambda L, w: _band(L, 1, w - 1),
+    "the causal part is missing: the window also reaches w − 1 keys into the future":
+        lambda L, w: _band(L, -(w - 1), w - 1),
+    "only the causal mask: the keys further back than w − 1 positions are not forgotten":
+        lambda L, w: _band(L, 0, L),
+}
+
+
 def check_window_mask(fn) -> None:
     """Exercise 04.4: ``fn(L, w)`` is the causal sliding-window mask (True = may attend)."""
-    check_function(fn, [((L, w), sliding_window_mask(L, w)) for L, w in [(5, 1), (6, 3), (8, 8), (7, 20)]])
+    check_function(fn, [((L, w), sliding_window_mask(L, w)) for L, w in [(5, 1), (6, 3), (8, 8), (7, 20)]],
+                   mistakes=WINDOW_MASK_MISTAKES)
     reach = torch.eye(12, dtype=torch.bool)[-1]
     for _ in range(4):
         reach = (reach.float() @ fn(12, 3).float()).bool()

@@ -17,12 +17,12 @@ from roadmap_lib.watermark import detect, green_table
 # ---- exercise 20.1: the watermark detector --------------------------------------------------
 
 
-def _z(ids, table, *, shift=1, gamma=None, var="binomial"):
+def _z(ids, table, *, shift=1, gamma=None, var="binomial", n_all=False):
     V = table.shape[1]
     g = int(table[0].sum()) / V if gamma is None else gamma
     if shift == 1:
         green = table[ids[:, :-1], ids[:, 1:]].sum(1).double()
-        n = ids.shape[1] - 1
+        n = ids.shape[1] if n_all else ids.shape[1] - 1
     else:  # the token's own green list instead of its predecessor's
         green = table[ids, ids].sum(1).double()
         n = ids.shape[1]
@@ -34,6 +34,8 @@ WATERMARK_MISTAKES = {
     "the green list is looked up with the token itself, not with its predecessor": lambda ids, t: _z(ids, t, shift=0),
     "the variance is n·γ instead of n·γ·(1 − γ)": lambda ids, t: _z(ids, t, var="poisson"),
     "γ is taken as 0.5 instead of the table's green share": lambda ids, t: _z(ids, t, gamma=0.5),
+    "n counts every token: the first one has no predecessor, so only seq − 1 tokens are scored":
+        lambda ids, t: _z(ids, t, n_all=True),
 }
 
 

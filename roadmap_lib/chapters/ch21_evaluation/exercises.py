@@ -85,6 +85,8 @@ ACC_NORM_MISTAKES = {
 }
 
 ACC_NORM_CASES = [
+    # case 1 is chosen so that every declared mistake gives a different wrong answer on it
+    ([-7.0, -5.2, -40.0, -3.0], [" ééé", " abc", " a long answer here", " a"]),
     ([-6.0, -9.0, -7.5], [" cat", " caterpillar", " cats"]),
     ([-12.0, -11.0], [" café au lait", " cafe"]),
     ([-4.0, -4.2, -30.0, -9.0], [" “quoted”", " quoted", " a much longer phrase", " naïve"]),

@@ -27,24 +27,55 @@ SSE_CASES = [
 ]
 
 
+def _stream_text(lines, *, stop=True) -> str:
+    out = []
+    for line in lines:
+        if not line.startswith("data: "):
+            continue
+        if line == _DONE:
+            if stop:
+                break
+            continue
+        out.append(json.loads(line[len("data: "):])["choices"][0]["text"])
+    return "".join(out)
+
+
+STREAM_MISTAKES = {
+    "the text was stripped; spaces are tokens too, keep them": lambda lines: _stream_text(lines).strip(),
+    "reading past 'data: [DONE]', which ends the stream": lambda lines: _stream_text(lines, stop=False),
+    "every line is parsed as JSON: lines that are empty, comments (starting with ':') and the final "
+    "'data: [DONE]' are not JSON": lambda lines: "".join(json.loads(ln[len("data: "):])["choices"][0]["text"]
+                                                          for ln in lines if ln),
+    "the pieces are joined with a space: the chunks already carry their own spaces, concatenate them":
+        lambda lines: " ".join(json.loads(ln[len("data: "):])["choices"][0]["text"]
+                               for ln in lines[:lines.index(_DONE)] if ln.startswith("data: ")),
+}
+
+
 def check_stream_text(fn) -> None:
     """``fn(lines) -> str``: the text of an OpenAI-style completion stream."""
     for lines, want in SSE_CASES:
         try:
-            got = fn(list(lines))
+            fn(list(lines))
         except NotImplementedError as err:
             raise ExerciseError("stream_text is not written yet (it raised NotImplementedError).") from err
         except Exception as err:
-            raise ExerciseError(
-                f"stream_text({lines!r}) raised {type(err).__name__}: {err}. Lines that are empty, "
-                "comments (starting with ':') and the final 'data: [DONE]' are not JSON.") from err
-        if isinstance(got, str) and got == want.strip() != want:
-            raise ExerciseError(f"stream_text returned {got!r}, expected {want!r}: likely mistake: "
-                                "the text was stripped; spaces are tokens too, keep them")
-        if isinstance(got, str) and got.startswith(want) and got != want:
-            raise ExerciseError(f"stream_text returned {got!r}, expected {want!r}: likely mistake: "
-                                "reading past 'data: [DONE]', which ends the stream")
-    check_equal(fn, [((list(lines),), want) for lines, want in SSE_CASES], name="stream_text")
+            likely = next((words for words, wrong in STREAM_MISTAKES.items()
+                           if _raises(wrong, lines, type(err))),
+                          "lines that are empty, comments (starting with ':') and the final 'data: [DONE]' "
+                          "are not JSON")
+            raise ExerciseError(f"stream_text({lines!r}) raised {type(err).__name__}: {err}. "
+                                f"Likely mistake: {likely}") from err
+    check_equal(fn, [((list(lines),), want) for lines, want in SSE_CASES], name="stream_text",
+                mistakes=STREAM_MISTAKES)
+
+
+def _raises(wrong, lines, kind) -> bool:
+    try:
+        wrong(list(lines))
+    except Exception as err:  # noqa: BLE001 - the same kind of exception as the answer's
+        return type(err) is kind
+    return False
 
 
 # --- Exercise 26.2: tail latency, nearest rank --------------------------------------------------
@@ -72,6 +103,15 @@ def _mean(latencies, q):
     return latencies.mean()
 
 
+PERCENTILE_MISTAKES = {
+    "the latencies are not sorted before taking the rank": _unsorted,
+    "interpolating between two samples (torch.quantile); the nearest rank is always a "
+    "latency some request really had": _interpolated,
+    "off by one: rank ceil(q/100 * n) is 1-based, index it with - 1": _off_by_one,
+    "the mean is not a percentile: one slow request in a hundred hides in it": _mean,
+}
+
+
 def check_percentile(fn) -> None:
     """``fn(latencies (n,), q) -> scalar``: the nearest-rank ``q``-th percentile."""
     g = torch.Generator().manual_seed(26)
@@ -82,13 +122,7 @@ def check_percentile(fn) -> None:
     for n, q in [(10, 95), (37, 99), (1, 50), (20, 90)]:
         x = heavy[:n] if n == 37 else torch.rand(n, generator=g)
         cases.append(((x, q), _nearest_rank(x, q)))
-    check_function(fn, cases, name="percentile", atol=0, rtol=0, mistakes={
-        "the latencies are not sorted before taking the rank": _unsorted,
-        "interpolating between two samples (torch.quantile); the nearest rank is always a "
-        "latency some request really had": _interpolated,
-        "off by one: rank ceil(q/100 * n) is 1-based, index it with - 1": _off_by_one,
-        "the mean is not a percentile: one slow request in a hundred hides in it": _mean,
-    })
+    check_function(fn, cases, name="percentile", atol=0, rtol=0, mistakes=PERCENTILE_MISTAKES)
 
 
 # --- Exercise 26.3: predict, then measure: Little's law -------------------------------------------
@@ -98,18 +132,25 @@ def _little(concurrency, requests_per_s):
     return concurrency / requests_per_s
 
 
+def _as_tensor(f):
+    return lambda *a: torch.tensor(float(f(*a)))
+
+
+LITTLE_MISTAKES = {
+    "the ratio is upside down: more clients at the same throughput must mean a longer wait, not a "
+    "shorter one": lambda c, x: x / c,
+    "1 / throughput is the time between two answers, not the time one request waits: the "
+    "concurrency requests share the server": lambda c, x: 1 / x,
+}
+
+
 def check_little(fn) -> None:
     """``fn(concurrency, requests_per_s) -> seconds``: the mean latency a closed loop of
     ``concurrency`` clients must see at that throughput (Little's law, L = lambda W)."""
     cases = [(1, 10.0), (4, 10.0), (16, 32.0), (8, 2.5)]
-    as_tensor = lambda f: lambda *a: torch.tensor(float(f(*a)))  # noqa: E731
-    check_function(as_tensor(fn), [(c, torch.tensor(_little(*c))) for c in cases],
-                   name="predicted_latency", mistakes={
-                       "the ratio is upside down: more clients at the same throughput must mean "
-                       "a longer wait, not a shorter one": as_tensor(lambda c, x: x / c),
-                       "1 / throughput is the time between two answers, not the time one request "
-                       "waits: the concurrency requests share the server": as_tensor(lambda c, x: 1 / x),
-                   })
+    check_function(_as_tensor(fn), [(c, torch.tensor(_little(*c))) for c in cases],
+                   name="predicted_latency",
+                   mistakes={words: _as_tensor(wrong) for words, wrong in LITTLE_MISTAKES.items()})
 
 
 __all__ = ["check_little", "check_percentile", "check_stream_text"]

@@ -26,7 +26,8 @@
 #   into the other, and how position interpolation and NTK-aware scaling stretch a model's context;
 # - ALiBi's linear biases, including its rule for head counts that are not powers of two;
 # - what happens when the same tiny model, trained with each scheme on 64 characters, reads 128 and
-#   256: the extrapolation table.
+#   256: the extrapolation table, and why a flat loss there is not evidence that the model reads
+#   the longer input (the loss at each position, with the context cut to 64 characters and without).
 #
 # **What you need**: chapter 2 (tokens and embeddings). Attention itself is taken apart in
 # chapter 4; here it is enough that it computes $\mathrm{softmax}(QK^\top/\sqrt{d} + B)\,V$, where $B$
@@ -56,14 +57,24 @@ from roadmap_lib.chapters.ch03_positional_encodings.extrapolation import (
     train_scheme,
 )
 from roadmap_lib.chapters.ch03_positional_encodings.plots import (
+    mean_pair_score,
     plot_alibi,
     plot_context_extension,
     plot_extrapolation,
+    plot_position_loss,
     plot_rope_rotation,
     plot_sinusoidal,
     plot_t5_buckets,
 )
+from roadmap_lib.data import CharLMData
 from roadmap_lib.exercises import check_close, check_function
+from roadmap_lib.longcontext import (
+    bin_mean,
+    cut_context_loss,
+    loss_per_position,
+    needle_scores,
+    needle_windows,
+)
 from roadmap_lib.positional import (
     LearnedPositionalEmbedding,
     RoPEConfig,
@@ -253,12 +264,32 @@ print("buckets for distances -1, -8, -16, -64, -1000 (causal):",
 #
 # so **the score depends only on the distance $m - n$**, with no extra parameters, and the values
 # are untouched. The figure turns one pair for positions $0, \dots, 5$ (left) and shows the score
-# of two identical vectors against their distance (right): one pair alone is a pure cosine, all
-# pairs together decay with distance.
+# of a query and a key that are both all ones against their distance (right, divided by its value at
+# distance 0): one pair alone is a pure cosine; all pairs together average cosines of different
+# speeds. Does that average decay with distance? We measure it for our head dimension, 16, and for
+# Llama's, 128.
 
 # %%
 plot_rope_rotation(position=5, pair=2, dim=16)
 plt.show()
+distance = torch.arange(257)
+avg16, avg128 = mean_pair_score(distance, 16), mean_pair_score(distance, 128)
+peak16 = 32 + int(avg16[32:].argmax())
+print(f"head dim 16:  score {avg16[32]:.2f} at distance 32, back up to {avg16[peak16]:.2f} at {peak16}, "
+      f"lowest {avg16.min():.2f} at {int(avg16.argmin())}")
+print(f"head dim 128: score {avg128[32]:.2f} at distance 32, highest past 32: {avg128[32:].max():.2f}, "
+      f"mean over distances 128-256: {avg128[128:].mean():.2f}")
+assert avg16[peak16] > avg16[32] + 0.2  # dim 16: no steady decay, the average climbs back
+assert avg128[33:].max() <= avg128[32] and avg128[128:].mean() < avg128[1:33].mean() - 0.2  # dim 128: it falls
+
+# %% [markdown]
+# With 8 pairs (head dimension 16) there is **no steady decay**: the average falls at first, then
+# swings back up past distance 32 and down to about zero, because a handful of cosines beat against
+# each other. With 64 pairs (head dimension 128) the swings are smaller and, past distance 32, the
+# score never climbs back to its value there. This is the "long-term decay" of RoFormer
+# {cite}`su2021roformer`, and it is a statement about averages over many pairs (the paper bounds a
+# sum of this kind), not a promise that every query-key score falls with distance: a trained model
+# sets $q$ and $k$, and can make far keys score high.
 
 # %% [markdown]
 # ### Check: only the distance matters
@@ -465,8 +496,7 @@ plt.show()
 # Every one of these statements is checked below against the numbers in the table. A flat mean
 # loss at 2× and 4× is not yet proof that a model *uses* the far context: the mean hides where in
 # the window the loss goes, and a model can score well by ignoring everything beyond its training
-# length. Chapter 23 measures the loss at every position for a RoPE
-# model with interpolation, NTK and YaRN scaling, three seeds each.
+# length. We test that right after the checks.
 
 # %%
 def growth(name, factor):
@@ -487,6 +517,67 @@ assert rows["rope+ntk"][str(4 * L)] < rows["rope"][str(4 * L)] - 0.5 and growth(
 assert rows["rope+pi"][str(2 * L)] > rows["rope"][str(2 * L)] + 0.3  # interpolation without fine-tuning hurts
 assert at1["nope"] > max(at1[n] for n in ROWS if n != "nope") + 0.3 and abs(growth("nope", 4)) < 0.1
 assert at1["alibi"] > at1["rope"] + 0.05
+
+# %% [markdown]
+# ### A flat loss, but what does the model read?
+#
+# Take the ALiBi model trained above (seed 0, 64-character windows, flat loss out to 4×) and 32
+# validation windows of 256 characters. Two curves of the loss at every position:
+#
+# - with the **whole past**, as in the table (`roadmap_lib.longcontext.loss_per_position`);
+# - with **only the last 64 characters**: each position past 64 is predicted from a 64-character
+#   window that slides along (`cut_context_loss`).
+#
+# If a model used what lies more than 64 characters back, cutting it off would raise its loss past
+# position 64. If the curves coincide there, nothing older than 64 characters changed its predictions,
+# and its flat 4× loss is that of a 64-character reader sliding along the text.
+
+# %%
+long_data = CharLMData(context=4 * L, batch_size=32)
+long_x, long_y = long_data.get_batch("val", torch.Generator().manual_seed(7))
+long_ids = torch.cat([long_x, long_y[:, -1:]], 1)
+full_curve = loss_per_position(live_model.eval(), long_ids)
+cut_curve = cut_context_loss(live_model, long_ids, L)
+plot_position_loss(bin_mean(full_curve, 8).repeat_interleave(8), bin_mean(cut_curve, 8).repeat_interleave(8), L)
+plt.show()
+past = slice(L, 4 * L)
+gap = (cut_curve[past] - full_curve[past]).mean().item()
+print(f"positions {L}-{4 * L - 1}: whole past {full_curve[past].mean():.3f}, last {L} only "
+      f"{cut_curve[past].mean():.3f} nats (cut minus whole: {gap:+.4f}); positions 32-63: {full_curve[32:L].mean():.3f}")
+assert -0.05 < gap < 0.005  # cutting the far context off does not raise the loss: it was not being used
+
+# %% [markdown]
+# The figure shows both curves in bins of 8 positions. Past position 64 they follow each other
+# closely, and cutting the context to the last 64 characters does not raise the loss there: the
+# printed difference, cut minus whole, is a few hundredths of a nat *below* zero. For this ALiBi
+# model, after 1000 steps on 64-character windows, the characters more than 64 back do not help
+# (if anything they hurt a little): its flat loss at 4× is no better than that of a 64-character
+# reader sliding along the text. That is what ALiBi's distance
+# penalty is designed to do, and it is why a flat loss is not evidence of using a long context.
+#
+# A test that *needs* the far context is passkey retrieval {cite}`mohtashami2023landmark`: plant a
+# random key and ask for it at the end. `roadmap_lib.longcontext.needle_windows` plants
+# `" the key is 48172. "` (five random digits, new in every window) at a chosen depth of a window
+# and ends the window with `" the key is 48172"`; a window counts as found when all five digits are
+# the model's top choices. We try the same ALiBi model inside its own 64 characters, 32 windows at
+# each of five depths:
+
+# %%
+g_key = torch.Generator().manual_seed(3)
+key_scores = [needle_scores(live_model, needle_windows(long_data.splits["val"], long_data.vocab.encode, L, depth, 32,
+                                                       generator=g_key), 5) for depth in (0, 0.25, 0.5, 0.75, 1.0)]
+key_found_rate = torch.cat([found for _, found in key_scores]).double().mean().item()
+key_loss = torch.cat([loss for loss, _ in key_scores]).mean().item()
+print(f"keys found: {key_found_rate:.3f} of 160 windows; loss on the key digits {key_loss:.2f} nats "
+      f"(a uniform guess among the ten digits: ln 10 = {math.log(10):.2f})")
+assert key_found_rate == 0 and key_loss > math.log(10)
+
+# %% [markdown]
+# Not one key, even at 64 characters, and the digits score worse than a blind guess among the ten:
+# nothing in plain text taught this model to copy a random string from its context, so the test
+# cannot tell us anything about its reach beyond 64. Chapter 23 trains a RoPE model on windows that
+# each hold a key, and measures how often it still finds the key at 2× and 4×, at every depth, with
+# and without PI, NTK and YaRN scaling.
 
 # %% [markdown]
 # ### Explore: RoPE's rotations
@@ -710,6 +801,7 @@ check_close(_slow(10000.0) / _slow(_b), 8.0, name="how many times slower the slo
 #   buckets; the two RoPE conventions are one permutation of the q/k weights apart.
 # - Trained on 64 characters and read at 128 and 256: learned positions cannot, sinusoidal ones
 #   break, RoPE bends at 2× and breaks at 4× (NTK scaling mends much of it, interpolation without
-#   fine-tuning does not), and the distance-based schemes stay flat.
+#   fine-tuning does not), and the distance-based schemes stay flat; for ALiBi, flat because nothing
+#   more than 64 characters back changes its loss.
 #
 # Chapter 4 builds the attention layer these schemes plug into.

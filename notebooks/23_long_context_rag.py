@@ -29,7 +29,9 @@
 # - context extension of RoPE {cite}`su2021roformer` without fine-tuning: position interpolation
 #   {cite}`chen2023interpolation`, NTK-aware scaling {cite}`bloc97ntk2023` and YaRN
 #   {cite}`peng2023yarn` (ours equals transformers' rope initialisation), compared by loss at every
-#   position of windows 1x, 2x and 4x the training length;
+#   position of windows 1x, 2x and 4x the training length, and by a needle-in-a-haystack test
+#   {cite}`kamradt2023needle`: does a model trained to retrieve a planted key still find it at 2x and
+#   4x, at every depth, under each scaling?
 # - attention for long inputs in memory linear in the length {cite}`rabe2021selfattention`: query
 #   blocks, exactly equal to full attention, peak memory measured.
 #
@@ -38,8 +40,9 @@
 # chapter 13.
 #
 # **Run time**: about 60 s on a laptop CPU (one thread). Training the dense encoder (3 seeds) and the RoPE models
-# (3 seeds) takes minutes; they are shipped artifacts (`python -m roadmap_lib build
-# 23-dense-retriever`, `23-long-context`, `23-closed-book`) that this chapter loads and re-measures.
+# (3 seeds each for the loss curves and the needle test) takes minutes; they are shipped artifacts
+# (`python -m roadmap_lib build 23-dense-retriever`, `23-long-context`, `23-needle`, `23-closed-book`)
+# that this chapter loads and re-measures.
 
 # %%
 # %matplotlib inline
@@ -58,9 +61,10 @@ from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
 from roadmap_lib import data_path, set_seed
 from roadmap_lib.attention import scaled_dot_product_attention
-from roadmap_lib.chapters.ch23_long_context_rag import artifacts, longctx, rag
+from roadmap_lib.chapters.ch23_long_context_rag import artifacts, longctx, needle, rag
 from roadmap_lib.chapters.ch23_long_context_rag.exercises import (
     check_bm25_term,
+    check_key_found,
     check_long_measure,
     check_rrf_scores,
 )
@@ -69,6 +73,7 @@ from roadmap_lib.chapters.ch23_long_context_rag.plots import (
     plot_hnsw,
     plot_loss_curves,
     plot_memory,
+    plot_needle,
     plot_retrieval,
     plot_speeds,
     retrieval_table,
@@ -437,6 +442,125 @@ assert not (beyond("yarn", 2).max() < beyond("ntk", 2).min() or beyond("ntk", 2)
 assert beyond("rope", 4).mean() > beyond("rope", 2).mean() + 0.5
 
 # %% [markdown]
+# ### Needle in a haystack: is the far context used?
+#
+# A loss past position 64 that stays low says the model is not confused there; it does not say the
+# model *uses* what lies far back: predicting the next character of English mostly needs the last
+# few. The needle-in-a-haystack test {cite}`kamradt2023needle` (passkey retrieval in
+# {cite}`mohtashami2023landmark`) asks it directly: plant a fact at some depth of a long input, ask
+# for it at the end, and vary the length and the depth.
+#
+# A character model cannot be asked a question, so we use a needle it can learn to retrieve
+# (`roadmap_lib.longcontext.NeedleTask`): the sentence `" the key is 48172. "`, with a key of five
+# random digits drawn afresh for every window, planted after a fraction *depth* of the haystack (0%:
+# the window starts with it, 100%: it comes right before the query); the window ends with the query
+# `" the key is "` and the key. Nothing but the needle tells the model the five digits, so a window
+# counts as **found** when all five are the model's top choices (greedy decoding would write the key
+# exactly). Part B's model was trained on plain text; does it find the key inside its own 64
+# characters?
+
+# %%
+plain = [needle.cell(llama, chars, needle.NeedleConfig(), "rope", 64, depth)[0] for depth in needle.NeedleConfig().depths]
+print("Part B's model, 64-char windows, keys found per depth:", [round(v, 3) for v in plain])
+assert max(plain) <= 1 / 32  # at most one window of 32 per depth
+
+# %% [markdown]
+# It does not: after 600 steps of plain text it has not learned to copy from its context (a copying
+# circuit, an "induction head" {cite}`olsson2022context`, needs two layers and, it seems, more
+# training or more repeated text than this). So the artifact `23-needle` trains the same model (2
+# layers, $d_\text{model} = 64$, RoPE) from scratch on 64-character windows that each hold a needle
+# at a random depth, three seeds, with the loss
+# $\tfrac12\,(\text{loss on the text}) + \tfrac12\,(\text{loss on the five key digits})$ (with the
+# plain language-model loss the key would be only 5 of 64 targets; the weight makes retrieval half
+# of the objective, a choice of ours for a short training). We then test it, without fine-tuning,
+# on 32 windows per cell: lengths 64, 128 and 256, depths 0 to 100%, under each RoPE scaling. First,
+# seed 0 re-measured at 1x (where every method is plain RoPE) and at 2x, then the whole grid from
+# the results file:
+
+# %%
+needle_record = json.loads(data_path(artifacts.NEEDLE_FILE).read_text(encoding="utf-8"))
+ncfg = artifacts.NEEDLE_CFG
+needle_model = artifacts.load_llama(data_path(artifacts.NEEDLE_MODEL))
+again = needle.grid(needle_model, chars, ncfg, lengths=(128,))
+again["found"]["rope"]["64"] = needle.grid(needle_model, chars, ncfg, ("rope",), (64,))["found"]["rope"]["64"]
+for m, by_len in again["found"].items():
+    for n, got in by_len.items():
+        want = needle_record["seeds"]["0"]["grid"]["found"][m][n]
+        assert all(abs(a - b) <= artifacts.NEEDLE_TOL for a, b in zip(got, want)), (m, n)
+plot_needle(needle_record)
+plt.show()
+
+
+def found(m, n):
+    """Per-seed found rate of method m at length n, averaged over the depths."""
+    return needle.found_array(needle_record, m)[:, ncfg.lengths.index(n)].mean(1).numpy()
+
+
+header = "| keys found, mean over depths | " + " | ".join(f"{n} chars" for n in ncfg.lengths) + " |\n"
+display(Markdown(header + "|---" * (len(ncfg.lengths) + 1) + "|\n" + "\n".join(
+    f"| {METHOD_NAMES[m]} | " + " | ".join(f"{found(m, n).mean():.2f} [{found(m, n).min():.2f}, {found(m, n).max():.2f}]"
+                                             for n in ncfg.lengths) + " |" for m in longctx.METHODS)))
+
+# %% [markdown]
+# Each heatmap cell is the mean over the three seeds of the fraction of 32 windows whose key was
+# found; the table averages over the five depths, with the lowest and highest seed in brackets. For
+# this 2-layer, 64-wide character model, trained for 1,200 steps on 64-character windows with
+# five-digit keys, and read longer with no fine-tuning:
+#
+# - **At 1x it retrieves**, at every depth, though not equally well in every seed (seed 1 is the
+#   weakest). The four rows are the same model at 1x.
+# - **At 4x retrieval is gone**: plain RoPE, PI and YaRN find no key in any window of any seed;
+#   NTK-aware scaling finds a few, in two seeds out of three. Its loss on the key digits is below
+#   plain RoPE's in every seed, by more than the seeds' spread: NTK leaves the model nearer the
+#   key, not near enough to write it.
+# - **PI finds no key at 2x either**, in any seed; in Part B, too, PI without fine-tuning hurt
+#   even inside the first 64 positions.
+# - **At 2x, plain RoPE, NTK and YaRN do not differ**: each one's mean lies inside the others'
+#   range over seeds, and each range runs from almost nothing (seed 1) to most keys (seed 2). Here
+#   the training seed matters more than the scaling.
+# - **The distance to the needle is not the whole story.** At depth 100% the needle sits right
+#   before the query, at distances seen in training, yet at 2x plain RoPE finds fewer keys there
+#   than at 1x, in every seed: the 64 characters further back, at distances never seen in
+#   training, are enough to disturb the copying.
+#
+# This is a toy: one kind of needle, digit keys, a small model trained on the task itself. Needle
+# tests of real models {cite}`kamradt2023needle,hsieh2024ruler` hide a natural-language fact in long
+# documents and ask for it in words. What carries over is the method (vary the length and the depth,
+# score retrieval, not the loss) and the lesson of Part B's curves read again: a loss that stays
+# low past the training length does not show that the far context is used.
+
+# %%
+def key_loss(m, n):
+    """Per-seed mean loss (nats) on the key digits of method m at length n, over the depths."""
+    return needle.found_array(needle_record, m, "loss")[:, ncfg.lengths.index(n)].mean(1).numpy()
+
+
+assert found("rope", 64).mean() > 0.8 and found("rope", 64).min() > 0.5  # 1x: retrieval learned
+for m in ("rope", "linear", "yarn"):
+    assert found(m, 256).max() == 0, m  # 4x: not one key, in any seed
+assert 0 < found("ntk", 256).max() < 0.3
+assert key_loss("ntk", 256).max() < key_loss("rope", 256).min()  # a gap larger than the seed spread
+assert found("linear", 128).max() == 0 and min(found(m, 128).max() for m in ("rope", "ntk", "yarn")) > 0.5
+for a in ("rope", "ntk", "yarn"):  # 2x: every mean inside every other method's seed range: no difference
+    for b in ("rope", "ntk", "yarn"):
+        assert found(b, 128).min() <= found(a, 128).mean() <= found(b, 128).max(), (a, b)
+deepest = needle.found_array(needle_record, "rope")[:, :, -1]  # (seeds, lengths) at depth 100%
+assert (deepest[:, 1] < deepest[:, 0] - 0.1).all()  # 2x below 1x in every seed, needle close or not
+
+# %% [markdown]
+# The first test window of the 4x, depth-0% cell (the needle as far from the query as it gets),
+# with the model's top choice for each key digit given the right digits before it:
+
+# %%
+ids = needle.cell_windows(chars, 256, 0.0, ncfg.windows)[:1]
+print(repr("".join(chars.vocab.chars[i] for i in ids[0, :40].tolist())), "...",
+      repr("".join(chars.vocab.chars[i] for i in ids[0, -20:].tolist())))
+for m in longctx.METHODS:
+    with longctx.rescaled(needle_model, m, 4, 64):
+        top = needle_model(ids[:, :-1])[0, -5:].argmax(-1)
+    print(f"{METHOD_NAMES[m]:>12}: {''.join(chars.vocab.chars[i] for i in top.tolist())}")
+
+# %% [markdown]
 # ## Part C: attention in memory linear in the length
 #
 # Each row of the attention matrix is normalised on its own, so the rows can be computed a block of
@@ -595,3 +719,54 @@ for method in ("linear", "ntk"):
 
 # %%
 check_long_measure(measured_2x, long_record["summary"]["0"], prediction)
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-23-needle
+# :nonumber:
+# ```
+# **Exercise 23.4 (was the needle found?).** Write `key_found(logits, ids, key_len)`: `ids` is a batch
+# of needle windows `(n, L + 1)` whose last `key_len` ids are the key, and `logits` `(n, L, vocab)`
+# is the model's output on `ids[:, :-1]`. Return a boolean tensor `(n,)`: True where every key
+# character is the model's top choice. Then use it on the shipped needle model at 2x (128 characters)
+# with the needle at depth 50%, with plain RoPE and with YaRN.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Which logits predict the key's first character: the ones at the key's own position, or the ones
+# one step earlier? Line up the last `key_len` rows of `logits` with the right slice of `ids`, and a
+# window counts only if the whole key matches.
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-23-needle
+# :class: dropdown
+# ```
+
+# %%
+def key_found(logits, ids, key_len):
+    ### BEGIN SOLUTION
+    return (logits[:, -key_len:].argmax(-1) == ids[:, -key_len:]).all(1)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# `logits[:, t]` is computed from `ids[:, : t + 1]` and predicts `ids[:, t + 1]`; the last `key_len`
+# rows of `logits` therefore predict the last `key_len` ids, which is the alignment
+# `roadmap_lib.longcontext.needle_scores` uses.
+#
+# ```{solution-end}
+# ```
+
+# %%
+check_key_found(key_found)
+windows_2x = needle.cell_windows(chars, 128, 0.5, ncfg.windows)
+for m in ("rope", "yarn"):
+    with longctx.rescaled(needle_model, m, 2, 64), torch.no_grad():
+        rate = key_found(needle_model(windows_2x[:, :-1]), windows_2x, 5).double().mean().item()
+    print(f"{METHOD_NAMES[m]}: keys found in {rate:.3f} of the windows (recorded for seed 0: "
+          f"{needle_record['seeds']['0']['grid']['found'][m]['128'][2]:.3f})")

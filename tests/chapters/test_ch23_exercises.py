@@ -48,3 +48,21 @@ def test_long_measure(capsys):
         ex.check_long_measure({"linear": 2.9}, recorded, "ntk")
     with pytest.raises(ExerciseError):
         ex.check_long_measure({"linear": 2.5, "ntk": 1.9}, recorded, "linear")
+
+
+def test_key_found():
+    def right(logits, ids, key_len):
+        return (logits[:, -key_len:].argmax(-1) == ids[:, -key_len:]).all(1)
+
+    ex.check_key_found(right)
+    students = {
+        "shifted by one": lambda lg, ids, k: (lg[:, -k:].argmax(-1) == ids[:, -k - 1:-1]).all(1),
+        "*any* key character": lambda lg, ids, k: (lg[:, -k:].argmax(-1) == ids[:, -k:]).any(1),
+        "first key_len positions": lambda lg, ids, k: (lg[:, :k].argmax(-1) == ids[:, 1:k + 1]).all(1),
+    }
+    for words, fn in students.items():
+        with pytest.raises(ExerciseError, match="likely mistake") as err:
+            ex.check_key_found(fn)
+        assert words in str(err.value)
+    with pytest.raises(ExerciseError):  # a mean over the key characters is not a found/not-found answer
+        ex.check_key_found(lambda lg, ids, k: (lg[:, -k:].argmax(-1) == ids[:, -k:]).double().mean(1))

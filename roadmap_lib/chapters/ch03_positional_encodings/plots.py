@@ -66,11 +66,19 @@ def plot_t5_buckets(num_buckets: int = 32, max_distance: int = 128, span: int = 
     return ax
 
 
+def mean_pair_score(distances: torch.Tensor, dim: int, base: float = 10000.0) -> torch.Tensor:
+    """RoPE score of a query and a key that are both all ones, divided by its value at distance 0:
+    the mean over the ``dim / 2`` pairs of ``cos(Δ·θ_i)``, for each distance Δ in ``distances``."""
+    theta = rope_angles(torch.tensor([1]), RoPEConfig(dim, base))[0].double()
+    return torch.cos(distances.double()[:, None] * theta[None]).mean(-1)
+
+
 def plot_rope_rotation(position: int = 5, pair: int = 0, dim: int = 16, base: float = 10000.0,
-                       axes=None):
+                       compare_dim: int | None = 128, axes=None):
     """Left: feature pair ``pair`` of a query at positions 0..position, turned by ``m·θ_pair``.
-    Right: the score of a query and a key that share their content, against their distance: one
-    pair alone (a cosine) and all pairs together (it decays with distance). Two axes."""
+    Right: the score of a query and a key that share their content (all ones), against their
+    distance: one pair alone (a cosine), all ``dim / 2`` pairs together, and all pairs of a
+    ``compare_dim`` head (None: not drawn). Two axes."""
     cfg = RoPEConfig(dim, base)
     theta = rope_angles(torch.tensor([1]), cfg)[0]  # θ_i
     own_figure = axes is None
@@ -100,15 +108,17 @@ def plot_rope_rotation(position: int = 5, pair: int = 0, dim: int = 16, base: fl
         title=f"pair {pair}: θ = {theta[pair].item():.3g} rad/position; position {position}",
     )
     dist = torch.arange(0, 257)
-    one = torch.cos(dist * theta[pair])
-    full = torch.cos(dist[:, None] * theta[None]).mean(-1)
-    b.plot(dist, one, label=f"pair {pair} alone: cos(Δ·θ)")
-    b.plot(dist, full, label="all pairs (q = k = all ones)")
+    b.plot(dist, torch.cos(dist * theta[pair]), color="C0", alpha=0.5, lw=0.8,
+           label=f"pair {pair} alone: cos(Δ·θ)")
+    b.plot(dist, mean_pair_score(dist, dim, base), color="C1", label=f"all {dim // 2} pairs (head dim {dim})")
+    if compare_dim is not None:
+        b.plot(dist, mean_pair_score(dist, compare_dim, base), color="C2",
+               label=f"all {compare_dim // 2} pairs (head dim {compare_dim})")
     b.axvline(position, color="C3", lw=0.8, ls=":")
     b.set(
         xlabel="distance m − n",
         ylabel="normalised score q_m·k_n",
-        title="the score depends only on m − n",
+        title="the score depends only on m − n (q = k = all ones)",
     )
     b.legend(fontsize=8)
     if own_figure:
@@ -197,10 +207,26 @@ def plot_extrapolation(rows: dict[str, dict[str, float | None]], train_len: int,
     return ax
 
 
+def plot_position_loss(full: torch.Tensor, cut: torch.Tensor, train_len: int, ax=None):
+    """Loss at each position with the whole past and with only the last ``train_len`` characters."""
+    own_figure = ax is None
+    ax = ax if ax is not None else plt.subplots(figsize=(8, 3.4))[1]
+    ax.plot(full, label="whole past", lw=1)
+    ax.plot(range(train_len, len(cut)), cut[train_len:], label=f"only the last {train_len} characters", lw=1)
+    ax.axvline(train_len, color="grey", lw=0.6, ls=":")
+    ax.set(xlabel="position", ylabel="loss (nats/char)", title="loss at each position of 256-character windows")
+    ax.legend(fontsize=8)
+    if own_figure:
+        ax.figure.tight_layout()
+    return ax
+
+
 __all__ = [
+    "mean_pair_score",
     "plot_alibi",
     "plot_context_extension",
     "plot_extrapolation",
+    "plot_position_loss",
     "plot_rope_rotation",
     "plot_sinusoidal",
     "plot_t5_buckets",

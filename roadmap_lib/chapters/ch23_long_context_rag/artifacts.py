@@ -2,7 +2,10 @@
 
 - ``23-dense-retriever``: the dense encoder (seed 0) and the retrieval scores of 3 seeds;
 - ``23-long-context``: the character Llama trained on 64-character windows (seed 0) and its loss
-  by position at 1x/2x/4x the length under each RoPE rescaling, for 3 seeds.
+  by position at 1x/2x/4x the length under each RoPE rescaling, for 3 seeds;
+- ``23-closed-book``: the chapter-07 character GPT's closed-book answers;
+- ``23-needle``: a character Llama of the same size trained on windows with a planted key (seed 0)
+  and its needle-in-a-haystack grid (length x depth x RoPE scaling), for 3 seeds.
 
 Both train for minutes: too long for the chapter, which loads seed 0, re-measures it, and reads
 the other seeds from the results files.
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from roadmap_lib.chapters.ch23_long_context_rag import longctx, rag
+from roadmap_lib.chapters.ch23_long_context_rag import longctx, needle, rag
 from roadmap_lib.checkpoint import load_model, save_model
 from roadmap_lib.data import load_text
 from roadmap_lib.fileio import atomic_write_text
@@ -111,6 +114,16 @@ def load_llama(path: Path):
     return model.float().eval()
 
 
+def round_trip_llama(model, path: Path, vocab_size: int, keep: bool):
+    """Save a character Llama in float16 to ``path`` and load it back as float32 (what ships is what
+    is scored); the file is deleted unless ``keep``."""
+    save_model(model.half(), path, config={"vocab_size": vocab_size})
+    model = load_llama(path)
+    if not keep:
+        path.unlink()
+    return model
+
+
 def _build_long(root: Path) -> None:
     from roadmap_lib.longcontext import bin_mean
 
@@ -124,11 +137,8 @@ def _build_long(root: Path) -> None:
         for seed in SEEDS:
             t = time.time()
             model, d = longctx.train_model(LONG_CFG, seed)
-            path = root / (LLAMA_FILE if seed == 0 else f".llama{seed}.safetensors")
-            save_model(model.half(), path, config={"vocab_size": len(d.vocab)})
-            model = load_llama(path)
-            if seed:
-                path.unlink()
+            model = round_trip_llama(model, root / (LLAMA_FILE if seed == 0 else f".llama{seed}.safetensors"),
+                                     len(d.vocab), keep=seed == 0)
             curve = longctx.curves(model, d, LONG_CFG)
             record["summary"][str(seed)] = longctx.summary(curve, LONG_CFG.train_len)
             record["curves"][str(seed)] = {m: {f: bin_mean(torch.tensor(c), BIN).tolist()
@@ -183,6 +193,64 @@ def _verify_closed(root: Path):
             check("closed-book F1 of the recorded answers", f1, info["f1"], 1e-12)]
 
 
+NEEDLE_MODEL = "23_needle_llama.safetensors"
+NEEDLE_FILE = "23_needle.json"
+NEEDLE_CFG = needle.NeedleConfig()
+#: Found rates count windows out of 32 (steps of 1/32): a re-measure on the shipped weights on
+#: another CPU may flip the top choice of a character that is a near tie; allow one window per cell.
+NEEDLE_TOL = 1 / 32 + 1e-9
+
+
+def needle_seed(root: Path, seed: int) -> dict:
+    """Train one seed, round-trip it through float16 (what ships is what is scored; seed 0 is kept
+    as ``NEEDLE_MODEL``) and score its grid."""
+    with cpu_threads(1):
+        t, cpu = time.time(), time.process_time()
+        model, d, log = needle.train_needle(NEEDLE_CFG, seed)
+        seconds = round(time.time() - t, 1)
+        model = round_trip_llama(model, root / (NEEDLE_MODEL if seed == 0 else f".needle{seed}.safetensors"),
+                                 len(d.vocab), keep=seed == 0)
+        grid = needle.grid(model, d, NEEDLE_CFG)
+        return {"grid": grid, "train_seconds": seconds, "cpu_seconds": round(time.process_time() - cpu, 1),
+                "log": [{k: round(v, 4) for k, v in row.items() if k in ("step", "loss", "val_loss")}
+                        for row in log if "val_loss" in row]}
+
+
+def needle_record(per_seed: dict) -> dict:
+    """The results file from ``{seed: needle_seed(root, seed)}``; ``train_seconds`` (wall clock) and
+    ``cpu_seconds`` (the seed's whole run: training, saving, scoring) are lifted to the top level."""
+    per_seed = {s: dict(r) for s, r in per_seed.items()}
+    timing = {key: {str(s): per_seed[s].pop(key) for s in sorted(per_seed)} for key in ("train_seconds", "cpu_seconds")}
+    return {"description": f"Needle in a haystack: fraction of {NEEDLE_CFG.windows} windows (and mean key loss, nats) in which a "
+                           "character Llama trained on 64-char Jargon File windows with a planted "
+                           "' the key is NNNNN. ' predicts all 5 key digits after the final ' the key is ', "
+                           "by scaling method, window length and needle depth; seed 0 ships in " + NEEDLE_MODEL,
+            "command": "python -m roadmap_lib build 23-needle", "experiment": needle.config_dict(NEEDLE_CFG),
+            "torch": torch.__version__, **timing, "seeds": {str(s): per_seed[s] for s in sorted(per_seed)}}
+
+
+def _build_needle(root: Path) -> None:
+    record = needle_record({seed: needle_seed(root, seed) for seed in SEEDS})
+    atomic_write_text(root / NEEDLE_FILE, json.dumps(record, indent=1) + "\n")
+
+
+def _verify_needle(root: Path):
+    info = json.loads((root / NEEDLE_FILE).read_text(encoding="utf-8"))["seeds"]["0"]["grid"]
+    model = load_llama(root / NEEDLE_MODEL)
+    with cpu_threads(1):
+        got = needle.grid(model, needle.data(), NEEDLE_CFG)
+    checks = []
+    for m, by_len in info["found"].items():
+        for length, rates in by_len.items():
+            for depth, want, have, loss_want, loss_have in zip(
+                    NEEDLE_CFG.depths, rates, got["found"][m][length], info["loss"][m][length],
+                    got["loss"][m][length]):
+                checks.append(check(f"{m} at {length} chars, depth {depth}: keys found", have, want, NEEDLE_TOL))
+                checks.append(check(f"{m} at {length} chars, depth {depth}: key loss", loss_have, loss_want,
+                                    LONG_TOL))
+    return checks
+
+
 ARTIFACTS = [
     Artifact("23-dense-retriever", "23", "hashed-trigram bi-encoder trained with InfoNCE on Jargon "
              "File entries (seed 0) and retrieval scores of BM25, dense, HNSW, RRF and re-ranking "
@@ -193,4 +261,7 @@ ARTIFACTS = [
     Artifact("23-closed-book", "23", "closed-book answers of the character GPT to chapter 23's 200 "
              "questions, with their exact match and F1", (CLOSED_FILE,), _build_closed, _verify_closed,
              needs=("gpt-char-jargon",)),
+    Artifact("23-needle", "23", "character Llama trained on 64-character windows with a planted key "
+             "(seed 0) and its needle-in-a-haystack found rates by length, depth and RoPE scaling, 3 seeds",
+             (NEEDLE_MODEL, NEEDLE_FILE), _build_needle, _verify_needle),
 ]

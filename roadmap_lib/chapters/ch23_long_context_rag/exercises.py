@@ -102,4 +102,54 @@ def check_long_measure(measured: dict, recorded: dict, prediction: str) -> None:
           f"({'right' if prediction == better else 'not this time: see the solution'}).")
 
 
-__all__ = ["check_bm25_term", "check_long_measure", "check_rrf_scores"]
+# ---- exercise 23.4: was the needle found? ----------------------------------------------------------
+
+
+def _key_found(logits, ids, key_len, *, shift=1, last=True, every=True):
+    n = ids.shape[1]
+    targets = ids[:, n - key_len:] if shift else ids[:, n - 1 - key_len:n - 1]
+    scores = logits[:, -key_len:] if last else logits[:, :key_len]
+    hits = scores.argmax(-1) == (targets if last else ids[:, shift:key_len + shift])
+    return (hits.all(1) if every else hits.any(1)).double()
+
+
+KEY_FOUND_MISTAKES = {
+    "shifted by one: the logits at position t predict ids[t + 1], compare them with the *next* ids, "
+    "not the ids at the same positions": lambda lg, ids, k: _key_found(lg, ids, k, shift=0),
+    "counts a window when *any* key character is right; the key is found only when *all* are":
+        lambda lg, ids, k: _key_found(lg, ids, k, every=False),
+    "looked at the first key_len positions; the key is at the end of the window":
+        lambda lg, ids, k: _key_found(lg, ids, k, last=False),
+}
+
+
+def key_found_cases():
+    """Windows whose logits favour the key with some characters wrong, and copies of the ids one
+    step early (the shifted mistake's favourite), so that each mistake gives another answer."""
+    g = torch.Generator().manual_seed(23)
+    cases = []
+    for n, length, vocab, key_len in ((6, 12, 10, 4), (8, 30, 15, 5), (5, 9, 7, 3)):
+        ids = torch.randint(0, vocab, (n, length + 1), generator=g)
+        logits = torch.randn(n, length, vocab, generator=g)
+        for i in range(n):  # row i: the first (i mod (key_len + 1)) key characters get the top score
+            right = i % (key_len + 1)
+            for j in range(right):
+                t = length - key_len + j
+                logits[i, t, ids[i, t + 1]] += 10.0
+        logits[0, -key_len:].scatter_(-1, ids[0, -key_len - 1:-1, None], 50.0)  # row 0: current ids on top
+        ids[1, 1:key_len + 1] = logits[1, :key_len].argmax(-1)  # row 1: the start looks right
+        cases.append(((logits, ids, key_len), _key_found(logits, ids, key_len)))
+    return cases
+
+
+def check_key_found(fn) -> None:
+    """Exercise 23.4: ``fn(logits, ids, key_len)`` -> ``(n,)`` bools, True where every key
+    character (the last ``key_len`` of ``ids``) is the top choice of its logits."""
+
+    def as_float(*args):
+        return torch.as_tensor(fn(*args)).double()
+
+    check_function(as_float, key_found_cases(), name="key_found", mistakes=KEY_FOUND_MISTAKES, atol=0, rtol=0)
+
+
+__all__ = ["check_bm25_term", "check_key_found", "check_long_measure", "check_rrf_scores"]

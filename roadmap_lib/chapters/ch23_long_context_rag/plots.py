@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from roadmap_lib.longcontext import plot_needle_grid
 from roadmap_lib.rope import RoPEConfig, rope_angles
 
 METHOD_COLORS = {"rope": "C0", "linear": "C1", "ntk": "C2", "yarn": "C3"}
@@ -111,3 +112,19 @@ def plot_memory(lengths, naive, chunked, ax=None):
     ax.set_ylabel("peak tensor memory (MiB)")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_needle(record: dict, methods=None, axes=None):
+    """One heatmap per method: the needle found rate by window length and depth, mean over the
+    recorded seeds (a ``23-needle`` results record)."""
+    from roadmap_lib.chapters.ch23_long_context_rag.needle import found_array
+
+    methods = list(methods or record["seeds"]["0"]["grid"]["found"])
+    axes = plt.subplots(1, len(methods), figsize=(3.3 * len(methods), 2.9), sharey=True)[1] if axes is None else axes
+    exp = record["experiment"]
+    for ax, m in zip(np.atleast_1d(axes), methods):
+        plot_needle_grid(found_array(record, m).mean(0), exp["lengths"], exp["depths"], train_len=exp["train_len"],
+                         title=f"{METHOD_NAMES.get(m, m)}", ax=ax)
+        if ax is not np.atleast_1d(axes)[0]:
+            ax.set_ylabel("")
+    return axes

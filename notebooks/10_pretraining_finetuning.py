@@ -30,16 +30,19 @@
 # - data parallelism with the real engine: PyTorch's `DistributedDataParallel` {cite}`li2020pytorchddp`
 #   on two CPU processes, equal to one process on the global batch;
 # - how much of a pretrained encoder to fine-tune: the head only (a linear probe), the top block, or
-#   everything, on a word-tagging task, three seeds.
+#   everything, on a word-tagging task, three seeds;
+# - four pretraining objectives (causal LM, masked LM, prefix LM, span corruption) on one body at
+#   equal FLOPs, judged by the same linear probe and fine-tune, three seeds; the prefix LM's mask.
 #
 # **What you need**: blocks and attention masks (chapter 04), the encoder-only BERT and its masked-LM
 # pretraining (chapter 06, whose shipped encoder we fine-tune), the decoder-only GPT and its training
 # loop with AdamW and a warmup-cosine schedule (chapter 07, whose shipped character GPT we train on),
-# and the gloo process launcher of chapter 15 (used here for data parallelism). Chapter 08 compared
-# T5's span corruption with BART-style denoising; we do not repeat it.
+# the gloo process launcher of chapter 15 (used here for data parallelism), and the FLOP counts of
+# chapter 09. Chapter 08 compared T5's span corruption with BART-style denoising in an
+# encoder-decoder; section 8 runs span corruption in a decoder next to the other objectives.
 #
-# **Run time**: about 60 s on a laptop CPU: most of it the two-process data-parallel run (its
-# start-up) and one live fine-tuning run. The fine-tuning sweep (9 runs) is a shipped results file,
+# **Run time**: about 70 s on a laptop CPU: most of it the two-process data-parallel run (its
+# start-up), one live fine-tuning run and one live linear probe. The fine-tuning sweep (9 runs) is a shipped results file,
 # rebuilt by `python -m roadmap_lib build 10-finetune-depth`; speeds come from
 # `python benchmarks/bench_training_setup.py`.
 
@@ -55,10 +58,12 @@ from transformers.optimization import Adafactor as HFAdafactor
 
 from roadmap_lib import DATA_DIR, set_seed
 from roadmap_lib.chapters.ch10_pretraining_finetuning import finetune
+from roadmap_lib.chapters.ch10_pretraining_finetuning import objectives_compare as oc
 from roadmap_lib.chapters.ch10_pretraining_finetuning.exercises import (
     check_accumulation_weights,
     check_adafactor_bytes,
     check_document_mask,
+    check_prefix_mask,
 )
 from roadmap_lib.chapters.ch10_pretraining_finetuning.plots import (
     plot_accumulation_errors,
@@ -67,6 +72,8 @@ from roadmap_lib.chapters.ch10_pretraining_finetuning.plots import (
     plot_document_mask,
     plot_finetune,
     plot_layouts,
+    plot_objective_masks,
+    plot_objectives,
 )
 from roadmap_lib.chapters.ch10_pretraining_finetuning.setup import (
     accumulated_gradients,
@@ -82,6 +89,7 @@ from roadmap_lib.data import CharLMData
 from roadmap_lib.optim import Adafactor
 from roadmap_lib.packing import pack_documents, packed_lm_loss, pad_documents
 from roadmap_lib.parallel import ddp_worker, launch
+from roadmap_lib.scaling import gpt_matmul_flops
 from roadmap_lib.zoo import load_char_gpt
 
 set_seed(0)
@@ -429,13 +437,145 @@ print(f"head only, seed 0: F1 {live['f1']:.4f} now, {recorded['f1']:.4f} in the 
 assert abs(live["f1"] - recorded["f1"]) < 0.01 and live["trainable"] == recorded["trainable"]
 
 # %% [markdown]
+# ## 8. Pretraining objectives at equal compute
+#
+# Chapters 06 to 08 each pretrained with one objective. Which objective makes the best start, when
+# each gets the same compute? Four of them, on one model body (2 pre-norm blocks, 64 dimensions,
+# a tied output head over the 3,005 words of chapter 06's vocabulary and 8 sentinels), trained on
+# the same Jargon File sentences (the task's validation and test sentences left out):
+#
+# - **causal LM** (GPT): predict every next word, causal attention;
+# - **masked LM** (BERT {cite}`devlin2019bert`): corrupt 15 % of the words, predict them, full attention;
+# - **prefix LM** {cite}`dong2019unilm,raffel2020t5`: split the sentence at a random point $P$;
+#   the prefix is read bidirectionally, the rest predicted causally;
+# - **span corruption** (T5 {cite}`raffel2020t5`): replace spans by sentinels, predict the hidden
+#   spans. T5 runs it in an encoder-decoder; here the corrupted sentence is the bidirectional
+#   prefix of the same decoder, and the targets follow it (as UL2 trains decoder-only models
+#   {cite}`tay2023ul2`).
+#
+# The prefix LM needs one new piece, its attention mask, `roadmap_lib.objectives.prefix_lm_mask`:
+# `mask[i, j] = (j <= i) or (j < P)`. One sentence of the corpus (the first pretraining sentence of
+# 8 to 12 words), as each objective presents it, with its mask (dark: may attend; red: positions
+# whose output is scored):
+
+# %%
+ocvocab = oc.load_vocab()
+ocdocs = oc.pretraining_docs(ocvocab)
+shown = next(d for d in ocdocs if 8 <= len(d) <= 12)
+examples = {o: oc.example(o, shown, ocvocab, seed=0) for o in oc.OBJECTIVES}
+for o, ex in examples.items():
+    print(f"{o:>16}: {' '.join(ex['input'])}\n{'predicts':>16}: " + " ".join(f"{t}@{p}" for p, t in ex["predict"]))
+plot_objective_masks(examples)
+plt.show()
+pl = examples["prefix LM"]
+P = pl["predict"][0][0] + 1
+assert pl["mask"][:P, :P].all() and not pl["mask"][:P, P:].any()  # the prefix sees itself, not the targets
+assert not any(pl["mask"][t, t + 1] for t, _ in pl["predict"])  # no scored position sees its own target
+
+# %% [markdown]
+# **What "equal compute" means here.** Every objective puts the same rectangle of 32 sentences by
+# 36 positions through the same body and computes the output head at every position (padding
+# included); the loss just ignores the positions without a target. So the matrix FLOPs of a training
+# step are identical, and 300 steps each are equal compute. `FlopCounterMode` counts them, and they
+# match `roadmap_lib.scaling.gpt_matmul_flops` (chapter 09) for this shape:
+
+# %%
+res = json.loads((DATA_DIR / oc.RESULTS).read_text())
+cfg = oc.BodyConfig(**res["body"])
+formula = gpt_matmul_flops(cfg, res["pretrain"]["batch_size"], oc.SEQ)
+live_flops = oc.step_flops("span corruption", ocvocab, ocdocs)
+print(f"FLOPs per step (forward + backward): {live_flops:,} counted now, {formula:,} by the formula")
+for o in oc.OBJECTIVES:
+    st = res["stats"][o]
+    print(f"{o:>16}: {res['flops_per_step'][o]:,} FLOPs, {st['tokens_per_row']:.1f} real tokens and "
+          f"{st['targets_per_row']:.1f} scored targets per row")
+assert live_flops == formula == res["flops_per_step"]["causal LM"] == res["flops_per_step"]["span corruption"]
+targets = {o: res["stats"][o]["targets_per_row"] for o in oc.OBJECTIVES}
+assert targets["causal LM"] > 1.8 * targets["prefix LM"] > 3 * targets["masked LM"]
+
+# %% [markdown]
+# Equal FLOPs, unequal learning signal: the causal LM scores every word, the prefix LM about half,
+# masked LM and span corruption a small fraction (span corruption's rows are also about two tokens
+# longer: its sentinels, which fill positions that were padding, so the FLOPs do not change).
+# Under another definition (equal *scored targets*, or a head computed only where there is a
+# target, as chapter 06's `mlm_loss` does) masked LM would get several times more steps for the same
+# FLOPs; we keep the rectangle fixed because that is what a training run pays for.
+#
+# **The judge.** Each pretrained body is scored the same two ways on word-level intruder tagging
+# (the task of section 7: in half of the sentences one word was replaced; which one?), by the ROC-AUC
+# of the intruder words over the validation words (0.5 is chance, 1 perfect; no threshold to tune):
+#
+# - a **linear probe** {cite}`alain2017understanding`: logistic regression on the frozen hidden
+#   state of each word (2,000 training sentences);
+# - a **fine-tune**: the whole body plus a linear head at each position, 200 AdamW steps on 5,600
+#   sentences, one recipe for all.
+#
+# A causal body reads the sentence causally, the others bidirectionally (the prefix LM with the
+# whole sentence as its prefix). A body with random weights is the control. Three seeds each, from
+# the shipped results file (`python -m roadmap_lib build 10-objectives`):
+
+# %%
+obj_rows = res["runs"]
+obj_summary = oc.summarise(obj_rows)
+plot_objectives(obj_rows, ylabel="intruder ROC-AUC (val)")
+plt.show()
+for o, s in obj_summary.items():
+    print(f"{o:>16}: probe {s['probe']:.3f} ({s['probe_min']:.3f}-{s['probe_max']:.3f}), "
+          f"fine-tune {s['finetune']:.3f} ({s['finetune_min']:.3f}-{s['finetune_max']:.3f})")
+obj_noise = {m: max(s[f"{m}_max"] - s[f"{m}_min"] for s in obj_summary.values()) for m in ("probe", "finetune")}
+print("noise (largest seed spread):", {m: round(v, 3) for m, v in obj_noise.items()})
+gain = {m: min(obj_summary[o][m] for o in oc.OBJECTIVES) - obj_summary[oc.CONTROL][m] for m in ("probe", "finetune")}
+spread = {m: max(obj_summary[o][m] for o in oc.OBJECTIVES) - min(obj_summary[o][m] for o in oc.OBJECTIVES)
+          for m in ("probe", "finetune")}
+print("worst objective minus the control:", {m: round(v, 3) for m, v in gain.items()})
+print("best minus worst objective:", {m: round(v, 3) for m, v in spread.items()})
+assert gain["probe"] > 2 * obj_noise["probe"]  # every objective's probe is clearly above the control
+assert spread["probe"] < obj_noise["probe"] and spread["finetune"] < obj_noise["finetune"]  # objectives: no difference
+assert gain["finetune"] < 2 * obj_noise["finetune"] and gain["probe"] > 5 * gain["finetune"]  # fine-tuning closes the gap
+
+# %% [markdown]
+# What the three seeds of each show, after 300 pretraining steps of a 2-block, 64-wide word-level
+# body on about 7,000 Jargon File sentences:
+#
+# - **Pretraining shows in the probe.** Frozen features of every pretrained body flag intruders far
+#   better than a random body's (the gap to the control, printed above, is more than twice the
+#   largest seed spread):
+#   300 steps of any of the four objectives already put into the hidden states which words fit where.
+# - **The four objectives: no difference.** Their means lie within the seed spread of each other, in
+#   the probe and in the fine-tune, although the causal LM scores several times more targets per
+#   step than masked LM or span corruption. At this size and budget, equal compute buys about the
+#   same features whichever way the words are hidden. (The causal body reads each word with its
+#   left context only and still probes as well; intruder tagging does not need the right context
+#   much here.)
+# - **Fine-tuning closes the gap.** Once every weight is trained on 5,600 labelled sentences, the
+#   control comes within twice the largest seed spread of the pretrained bodies (its gap shrinks to
+#   a fifth or less of the probe's): the task's own data teaches most of what 300 steps of
+#   pretraining did.
+#
+# Regime, stated plainly: one tiny body, a short pretraining run, one corpus, one word-level task.
+# Studies at scale find the choice does matter, and depends on what the model is later asked to do
+# (generation, zero-shot prompting, fine-tuning): a causal decoder for zero-shot generation, a
+# denoising objective followed by fine-tuning for understanding tasks {cite}`wang2022whatlanguage,tay2023ul2`.
+# Our run is far too small to reproduce those orderings; what it does show is how to compare
+# objectives fairly: one body, one FLOP count, one judge, several seeds.
+#
+# One cell of the table re-run here, the cheapest (the control's probe, seed 0: no pretraining),
+# to show that the file still describes this code; `python -m roadmap_lib verify 10-objectives`
+# re-runs a pretrained one (causal LM, seed 0):
+
+# %%
+ctrl = oc.run_cell(oc.CONTROL, 0, ocvocab, ocdocs, finetune=False)
+ctrl_recorded = next(r for r in obj_rows if (r["objective"], r["seed"]) == (oc.CONTROL, 0))
+print(f"control, seed 0: probe ROC-AUC {ctrl['probe']:.4f} now, {ctrl_recorded['probe']:.4f} in the shipped file")
+assert abs(ctrl["probe"] - ctrl_recorded["probe"]) < 0.005
+
+# %% [markdown]
 # ## What this chapter leaves out
 #
-# - **Objectives at equal compute** (causal LM against masked LM against prefix LM, judged by a
-#   downstream fine-tune): not run here. Chapter 06 pretrains with masked LM, chapter 07 with causal
-#   LM, and chapter 08 compares span corruption with BART-style denoising for T5.
 # - **Instruction tuning** on templated instructions, and what it changes on held-out instructions:
-#   not run here; chapter 19 aligns a model with preferences.
+#   not run here; chapter 11 prompts a small model and chapter 19 aligns one with preferences.
+# - Objectives at equal compute were compared on one small body, one corpus and one downstream task
+#   (section 8); encoder-decoder bodies (T5's own setting) and generation tasks were not.
 #
 # ## Summary
 #
@@ -449,6 +589,10 @@ assert abs(live["f1"] - recorded["f1"]) < 0.01 and live["trainable"] == recorded
 # - CPU bf16 autocast runs the matrix products in bf16 and keeps norms and losses in float32;
 #   checkpointing keeps a fraction of the activations for the same gradients.
 # - DDP on two processes gives the single-process parameters (exactly in float64).
+# - A prefix LM is a decoder whose mask is bidirectional over the prefix. Causal LM, masked LM,
+#   prefix LM and span corruption at equal FLOPs on a tiny word-level body: all four beat a random
+#   body in a linear probe by far, do not differ from each other, and a fine-tune nearly erases
+#   their advantage.
 #
 # ## Exercises
 
@@ -592,3 +736,51 @@ def adafactor_state_bytes(shapes):
 
 # %%
 check_adafactor_bytes(adafactor_state_bytes)
+
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-10-prefix
+# :nonumber:
+# ```
+# **Exercise 10.4 (the prefix LM's mask).** A row of length $L$ whose first `prefix_len` positions
+# are the prefix. Write `prefix_mask(prefix_len, L)` returning a boolean tensor of shape `(L, L)`,
+# True where query $i$ may attend to key $j$: prefix positions see the whole prefix (and nothing
+# after it), later positions see the prefix and every position up to themselves.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Start from a causal mask (exercise 10.2 without the documents; rows are queries). Which extra keys does the
+# prefix make visible, and to which queries? Check your answer at the two ends: `prefix_len=0` and
+# `prefix_len=L`.
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-10-prefix
+# :class: dropdown
+# ```
+
+# %%
+def prefix_mask(prefix_len, L):
+    ### BEGIN SOLUTION
+    i = torch.arange(L)[:, None]
+    j = torch.arange(L)[None, :]
+    return (j <= i) | (j < prefix_len)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# A key is visible if it is in the past (`j <= i`) or in the prefix (`j < prefix_len`). For a query
+# inside the prefix the first condition adds nothing new, so it sees exactly the prefix; for a query
+# after it, the prefix plus its own past. `prefix_len=0` gives the causal mask, `prefix_len=L` full
+# attention.
+#
+# ```{solution-end}
+# ```
+
+# %%
+check_prefix_mask(prefix_mask)

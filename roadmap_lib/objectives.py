@@ -2,6 +2,8 @@
 
 - causal language modelling (GPT): :func:`lm_loss`;
 - masked language modelling (BERT): :func:`mlm_mask` corrupts, :func:`mlm_loss` scores;
+- prefix language modelling (UniLM, T5's "prefix LM"): :func:`prefix_lm_mask`, a decoder's
+  attention mask that is bidirectional over a prefix and causal after it;
 - sequence to sequence (the Transformer, T5, BART): :func:`seq2seq_loss`;
 - span corruption (T5): :func:`span_corrupt`; text infilling (BART): :func:`bart_infill`;
 - knowledge distillation (soft targets at a temperature): :func:`soft_target_loss`,
@@ -48,6 +50,29 @@ def seq2seq_loss(model: nn.Module, inputs, targets: torch.Tensor) -> torch.Tenso
     src, mask, tgt_in = inputs
     logits = model(src, tgt_in, mask)
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+
+
+def prefix_lm_mask(prefix_lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """The attention mask of a prefix LM: ``(batch, 1, seq_len, seq_len)`` boolean, True where query
+    ``i`` may attend to key ``j``.
+
+    Row ``b`` with prefix length ``P = prefix_lengths[b]``: ``mask[i, j] = (j <= i) or (j < P)``. So a
+    prefix position (``i < P``) sees the whole prefix and nothing after it, and a target position
+    (``i >= P``) sees the prefix and the targets up to itself, never ahead. ``P = 0`` is the plain
+    causal mask, ``P = seq_len`` full bidirectional attention. Trained with next-token targets on
+    the positions ``P - 1 .. seq_len - 2`` only (the prefix is given, not predicted).
+    """
+    if not isinstance(seq_len, int) or seq_len < 1:
+        raise ValueError(f"seq_len: expected an int >= 1, got {seq_len!r}")
+    p = torch.as_tensor(prefix_lengths)
+    if p.ndim != 1 or p.is_floating_point() or p.dtype == torch.bool:
+        raise ValueError(f"prefix_lengths: expected a (batch,) integer tensor, got shape {tuple(p.shape)}, {p.dtype}")
+    if len(p) and (int(p.min()) < 0 or int(p.max()) > seq_len):
+        raise ValueError(f"prefix_lengths: expected values in [0, seq_len={seq_len}], "
+                         f"got min {int(p.min())}, max {int(p.max())}")
+    i = torch.arange(seq_len, device=p.device)[:, None]
+    j = torch.arange(seq_len, device=p.device)[None, :]
+    return ((j <= i) | (j < p[:, None, None])).unsqueeze(1)
 
 
 def mlm_mask(ids: torch.Tensor, *, vocab_size: int, mask_id: int, special_ids: tuple[int, ...] = (),
@@ -214,4 +239,4 @@ def lm_distillation_loss(teacher: nn.Module, *, T: float = 2.0, alpha: float = 0
     return loss_fn
 
 
-__all__ = ["bart_infill", "distillation_loss", "lm_distillation_loss", "lm_loss", "mlm_loss", "mlm_mask", "seq2seq_loss", "soft_target_loss", "span_corrupt"]
+__all__ = ["bart_infill", "distillation_loss", "lm_distillation_loss", "lm_loss", "mlm_loss", "mlm_mask", "prefix_lm_mask", "seq2seq_loss", "soft_target_loss", "span_corrupt"]

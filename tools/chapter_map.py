@@ -59,7 +59,7 @@ CHAPTERS: dict[str, tuple[str, str, int, tuple[str, ...]]] = {
     "07": ("decoder_only", "Decoder-only", 2, ("02", "03", "04")),
     "08": ("text_to_text", "Text-to-text", 2, ("03", "05", "06")),
     "09": ("scaling_laws_emergence", "Scaling laws & emergence", 3, ("04", "07")),
-    "10": ("pretraining_finetuning", "Pre-training & fine-tuning", 4, ("04", "06", "07", "15")),
+    "10": ("pretraining_finetuning", "Pre-training & fine-tuning", 4, ("04", "06", "07", "08", "09", "15")),
     "11": ("prompting_distillation", "Prompting & distillation", 4, ("04", "06", "07")),
     "12": ("efficient_architectures", "Efficient architectures", 5, ("04", "07")),
     "13": ("flashattention_kernels", "FlashAttention kernels", 5, ("04",)),

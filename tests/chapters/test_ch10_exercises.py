@@ -39,7 +39,23 @@ def test_right_answers_pass(capsys):
     ex.check_accumulation_weights(weights)
     ex.check_document_mask(doc_mask)
     ex.check_adafactor_bytes(adafactor_bytes)
-    assert capsys.readouterr().out.count("Correct") >= 4
+    ex.check_prefix_mask(prefix)
+    assert capsys.readouterr().out.count("Correct") >= 5
+
+
+def prefix(p, L, boundary_off=False, leak=False, upper=False, causal_only=False):
+    """A student's prefix mask, loop by loop, with the usual slips as switches."""
+    m = torch.zeros(L, L, dtype=torch.bool)
+    for i in range(L):
+        for j in range(L):
+            past = j >= i if upper else j <= i
+            in_prefix = j <= p if boundary_off else j < p
+            if causal_only:
+                in_prefix = False
+            if leak and i < p:
+                past = True
+            m[i, j] = past or in_prefix
+    return m
 
 
 def _full(shapes):
@@ -62,6 +78,10 @@ def _full(shapes):
     (ex.check_adafactor_bytes, lambda shapes: 4 * _full(shapes), "full second moment"),
     (ex.check_adafactor_bytes, lambda shapes: 8 * _full(shapes), "AdamW's state"),
     (ex.check_adafactor_bytes, lambda shapes: adafactor_bytes(shapes, floats=True), "in floats, not bytes"),
+    (ex.check_prefix_mask, lambda p, L: prefix(p, L, causal_only=True), "plain causal mask"),
+    (ex.check_prefix_mask, lambda p, L: prefix(p, L, leak=True), "leaks into the prefix"),
+    (ex.check_prefix_mask, lambda p, L: prefix(p, L, boundary_off=True), "off by one"),
+    (ex.check_prefix_mask, lambda p, L: prefix(p, L, upper=True), "wrong way round"),
 ])
 def test_declared_mistakes_are_named(check, wrong, named):
     with pytest.raises(ExerciseError, match="likely mistake") as err:
@@ -74,3 +94,10 @@ def test_unwritten_answer_is_reported():
         raise NotImplementedError
     with pytest.raises(ExerciseError, match="not written yet"):
         ex.check_document_mask(stub)
+
+
+def test_prefix_check_refuses_the_library_mask():
+    from roadmap_lib.objectives import prefix_lm_mask
+
+    with pytest.raises(ExerciseError, match="prefix_lm_mask"):
+        ex.check_prefix_mask(lambda p, L: prefix_lm_mask(torch.tensor([p]), L)[0, 0])

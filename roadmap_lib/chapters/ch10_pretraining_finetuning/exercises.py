@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from roadmap_lib.exercises import check_function, check_true
+from roadmap_lib.objectives import prefix_lm_mask
 from roadmap_lib.optim import Adafactor, optimizer_state_nbytes
 
 # ---- exercise 10.1: weights of accumulated micro-batch losses -----------------------------------
@@ -116,3 +117,29 @@ def check_adafactor_bytes(fn) -> None:
     for shapes in ([(128, 64)], [(512,), (128, 512)], [(3005, 128), (128,), (256, 128), (2, 8, 16)]):
         cases.append(((shapes,), torch.tensor(measured_adafactor_bytes(shapes))))
     check_function(fn, cases, mistakes=ADAFACTOR_MISTAKES, rtol=0, atol=0.5)
+
+
+# ---- exercise 10.4: the prefix-LM mask ----------------------------------------------------------
+
+def _ij(L):
+    return torch.arange(L)[:, None], torch.arange(L)[None, :]
+
+
+PREFIX_MASK_MISTAKES = {
+    "the prefix is ignored: that is the plain causal mask, prefix positions do not see the later "
+    "prefix words":
+        lambda p, L: _ij(L)[1] <= _ij(L)[0],
+    "prefix positions see the whole row, targets included: the answer leaks into the prefix":
+        lambda p, L: (_ij(L)[1] <= _ij(L)[0]) | (_ij(L)[0] < p),
+    "off by one at the boundary (j <= P): every position also sees the first target":
+        lambda p, L: (_ij(L)[1] <= _ij(L)[0]) | (_ij(L)[1] <= p),
+    "the triangle is the wrong way round (j >= i): target positions see their future":
+        lambda p, L: (_ij(L)[1] >= _ij(L)[0]) | (_ij(L)[1] < p),
+}
+
+
+def check_prefix_mask(fn) -> None:
+    """Exercise 10.4: ``fn(prefix_len, L)`` -> bool (L, L), True where query i may attend key j in a
+    prefix LM whose first ``prefix_len`` positions are the prefix."""
+    cases = [((p, L), prefix_lm_mask(torch.tensor([p]), L)[0, 0]) for p, L in ((3, 6), (1, 5), (0, 4), (5, 5), (2, 9))]
+    check_function(fn, cases, mistakes=PREFIX_MASK_MISTAKES, forbid=[prefix_lm_mask])

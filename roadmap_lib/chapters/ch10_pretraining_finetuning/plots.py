@@ -91,3 +91,41 @@ def plot_finetune(rows: list[dict], axes=None):
     axes[0].set(ylabel="intruder F1 (val)", title="quality (dots: seeds)")
     axes[1].set(ylabel="CPU seconds", title="training time (mean of seeds)")
     return axes
+
+
+def plot_objectives(rows: list[dict], metrics=(("probe", "linear probe"), ("finetune", "fine-tune")),
+                    ylabel: str = "score (val)", chance: float | None = 0.5, axes=None):
+    """One panel per metric: every objective a bar (mean of seeds) with its seeds as dots; the y axis
+    starts at ``chance`` (drawn dashed) when given."""
+    axes = _axes(axes, len(metrics), figsize=(4.5 * len(metrics), 3.2))
+    axes = np.atleast_1d(axes)
+    objectives = list(dict.fromkeys(r["objective"] for r in rows))
+    for ax, (key, title) in zip(axes, metrics):
+        for i, obj in enumerate(objectives):
+            v = [r[key] for r in rows if r["objective"] == obj]
+            color = "tab:gray" if i == len(objectives) - 1 and obj.startswith("random") else "tab:blue"
+            ax.bar(i, sum(v) / len(v), color=color, alpha=0.4)
+            ax.plot([i] * len(v), v, "o", color=color)
+        ax.set_xticks(range(len(objectives)), labels=[o.replace(" ", "\n", 1) for o in objectives], fontsize=8)
+        ax.set(ylabel=ylabel, title=f"{title} (dots: seeds)")
+        if chance is not None:
+            ax.axhline(chance, color="k", ls="--", lw=0.8)
+            top = max(r[key] for r in rows)
+            ax.set_ylim(chance - 0.01, top + 0.3 * (top - chance))
+    return axes
+
+
+def plot_objective_masks(examples: dict[str, dict], axes=None):
+    """One attention mask per objective (rows: queries, columns: keys; dark: may attend), with the
+    predicted positions marked on the left."""
+    axes = _axes(axes, len(examples), figsize=(3.2 * len(examples), 3.4))
+    for ax, (name, ex) in zip(np.atleast_1d(axes), examples.items()):
+        m = ex["mask"].float().numpy()
+        ax.imshow(m, cmap="Blues", vmin=0, vmax=1.3)
+        rows = [t for t, _ in ex["predict"]]
+        ax.plot([-0.9] * len(rows), rows, ">", color="tab:red", ms=4, clip_on=False)
+        ax.set(title=name, xlabel="key", ylabel="query" if ax is np.atleast_1d(axes)[0] else None)
+        ax.set_xlim(-1.5, m.shape[1] - 0.5)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.yaxis.get_major_locator().set_params(integer=True)
+    return axes

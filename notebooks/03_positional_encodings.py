@@ -67,7 +67,13 @@ from roadmap_lib.chapters.ch03_positional_encodings.plots import (
     plot_t5_buckets,
 )
 from roadmap_lib.data import CharLMData
-from roadmap_lib.exercises import check_close, check_function
+from roadmap_lib.chapters.ch03_positional_encodings.exercises import (
+    check_alibi_slopes,
+    check_ntk_base,
+    check_rope_interleaved,
+    check_sinusoidal,
+)
+from roadmap_lib.exercises import check_close
 from roadmap_lib.longcontext import (
     bin_mean,
     cut_context_loss,
@@ -644,8 +650,7 @@ def my_sinusoidal(seq_len, d_model):
 # ```
 
 # %%
-check_function(my_sinusoidal, [((8, 4), sinusoidal_encoding(8, 4)), ((50, 16), sinusoidal_encoding(50, 16)),
-                               ((3, 64), sinusoidal_encoding(3, 64))], forbid=[sinusoidal_encoding])
+check_sinusoidal(my_sinusoidal)
 
 # %% [markdown]
 # ```{exercise-start}
@@ -693,8 +698,7 @@ def my_alibi_slopes(num_heads):
 # ```
 
 # %%
-check_function(my_alibi_slopes, [((n,), alibi_slopes(n)) for n in (1, 4, 6, 8, 12, 20)], rtol=1e-6,
-               forbid=[alibi_slopes])
+check_alibi_slopes(my_alibi_slopes)
 
 # %% [markdown]
 # ```{exercise-start}
@@ -740,12 +744,7 @@ def my_rope_interleaved(x, positions, base=10000.0):
 # ```
 
 # %%
-_x = torch.randn(2, 3, 9, 8, generator=torch.Generator().manual_seed(0))
-_cases = []
-for _pos, _base in [(torch.arange(9), 10000.0), (torch.arange(100, 109), 10000.0), (torch.arange(9) * 3, 500.0)]:
-    _cfg = RoPEConfig(8, base=_base, convention="interleaved")
-    _cases.append(((_x, _pos, _base), apply_rope(_x, *rope_cos_sin(_pos, _cfg), "interleaved")))
-check_function(my_rope_interleaved, _cases)
+check_rope_interleaved(my_rope_interleaved)
 
 # %% [markdown]
 # ```{exercise-start}
@@ -784,9 +783,7 @@ def ntk_base(base, dim, factor):
 # ```
 
 # %%
-check_function(ntk_base, [((b, d, s), ntk_scaled_base(b, d, s)) for b, d, s in
-                          ((10000.0, 64, 8.0), (10000.0, 128, 4.0), (500000.0, 16, 2.0))],
-               rtol=1e-9, forbid=[ntk_scaled_base])
+check_ntk_base(ntk_base)
 _b = ntk_base(10000.0, 64, 8.0)
 _slow = lambda b: b ** (-62 / 64)
 check_close(_slow(10000.0) / _slow(_b), 8.0, name="how many times slower the slowest pair turns", rtol=1e-6)

@@ -59,6 +59,12 @@ from IPython.display import Markdown, display
 from ipywidgets import IntSlider, interact
 
 from roadmap_lib import set_seed
+from roadmap_lib.chapters.ch13_flashattention_kernels.exercises import (
+    check_attention_backward,
+    check_causal_kv_reads,
+    check_causal_tiled_attention,
+    check_merge_states,
+)
 from roadmap_lib.chapters.ch13_flashattention_kernels.experiments import (
     errors_against_sdpa,
     half_precision_errors,
@@ -83,7 +89,6 @@ from roadmap_lib.chapters.ch13_flashattention_kernels.roofline import (
     load_cpu,
     plot_roofline,
 )
-from roadmap_lib.exercises import check_close, check_tensor, check_true
 from roadmap_lib.kernels import (
     HAVE_TRITON,
     INTERPRET,
@@ -561,15 +566,9 @@ def causal_tiled_attention(q, k, v, block_m, block_n):
 # ```
 
 # %%
-qe, ke, ve = (torch.randn(50, 8, dtype=torch.float64) for _ in range(3))
-o_ex, tiles_ex = causal_tiled_attention(qe, ke, ve, 16, 8)
-o_expected = naive_attention(qe[None, None], ke[None, None], ve[None, None], causal=True)[0][0, 0]
-check_tensor(o_ex, o_expected, name="causal_tiled_attention output", atol=1e-10)
-needed = sum(math.ceil(min(50, sm + 16) / 8) for sm in range(0, 50, 16))
-check_true(tiles_ex == needed,
-           fail=f"computed {tiles_ex} tiles, but only {needed} touch the diagonal or lie below it "
-                f"(all tiles: {math.ceil(50 / 16) * math.ceil(50 / 8)}); stop the key loop at the diagonal",
-           success=f"{tiles_ex} tiles instead of {math.ceil(50 / 16) * math.ceil(50 / 8)}")
+check_causal_tiled_attention(causal_tiled_attention)
+_, tiles_ex = causal_tiled_attention(*(torch.randn(50, 8, dtype=torch.float64) for _ in range(3)), 16, 8)
+print(f"N = 50, block_m = 16, block_n = 8: {tiles_ex} tiles instead of {math.ceil(50 / 16) * math.ceil(50 / 8)}")
 
 # %% [markdown]
 # ```{exercise-start}
@@ -607,11 +606,7 @@ def merge_states(m1, l1, m2, l2):
 # ```
 
 # %%
-xm = 5 * torch.randn(4, 30, dtype=torch.float64)
-(m1, l1), (m2, l2) = online_softmax_states(xm[:, :11], 4)[-1], online_softmax_states(xm[:, 11:], 4)[-1]
-m_merged, l_merged = merge_states(m1, l1, m2, l2)
-check_tensor(m_merged, xm.amax(-1), name="merged m")
-check_tensor(m_merged + torch.log(l_merged), torch.logsumexp(xm, -1), name="merged m + log l")
+check_merge_states(merge_states)
 
 # %% [markdown]
 # ```{exercise-start}
@@ -655,13 +650,7 @@ def attention_backward(q, k, v, do):
 # ```
 
 # %%
-qb, kb, vb = (torch.randn(n, 8, dtype=torch.float64, requires_grad=True) for n in (9, 13, 13))
-dob = torch.randn(9, 8, dtype=torch.float64)
-expected = torch.autograd.grad(F.scaled_dot_product_attention(qb, kb, vb), (qb, kb, vb), dob)
-got = attention_backward(qb.detach(), kb.detach(), vb.detach(), dob)
-check_true(isinstance(got, tuple) and len(got) == 3, fail="return a tuple (dq, dk, dv)", success="three gradients")
-for name, g, e in zip(("dq", "dk", "dv"), got, expected):
-    check_tensor(g, e, name=name, atol=1e-10)
+check_attention_backward(attention_backward)
 
 # %% [markdown]
 # ```{exercise-start}
@@ -698,6 +687,4 @@ def causal_kv_reads(n, d, block_m, block_n):
 # ```
 
 # %%
-for n_, d_, bm_, bn_ in [(1000, 64, 128, 64), (4096, 128, 64, 32), (77, 16, 16, 16)]:
-    t = flash_attention_traffic(1, 1, n_, n_, d_, block_m=bm_, block_n=bn_, causal=True, bytes_per_element=1)
-    check_close(causal_kv_reads(n_, d_, bm_, bn_), t.reads - n_ * d_, name=f"causal_kv_reads({n_}, {d_}, {bm_}, {bn_})")
+check_causal_kv_reads(causal_kv_reads)

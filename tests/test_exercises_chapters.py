@@ -12,8 +12,8 @@ the stub rule covers the checks whose every answer argument is a function the no
 a mistake may be declared as a wrong function, a wrong pattern (a string: chapter 18's regular
 expressions) or a predicate on a prediction (chapter 18's exercise 18.1).
 
-CHAPTERS lists the chapters whose checks have moved into their package; add a chapter here when
-its checks do.
+CHAPTERS lists every chapter of the book (a test holds it to notebooks/); a new chapter joins it
+with its first exercise.
 """
 
 from __future__ import annotations
@@ -33,15 +33,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHAPTERS = {
     "01": "01_why_transformers",
+    "02": "02_tokenization_embeddings",
     "03": "03_positional_encodings",
     "04": "04_core_components",
     "05": "05_encoder_decoder",
+    "06": "06_encoder_only",
     "07": "07_decoder_only",
     "08": "08_text_to_text",
     "09": "09_scaling_laws_emergence",
     "10": "10_pretraining_finetuning",
     "11": "11_prompting_distillation",
     "12": "12_efficient_architectures",
+    "13": "13_flashattention_kernels",
     "14": "14_quantization",
     "15": "15_inference_optimization",
     "16": "16_peft_lora_qlora",
@@ -62,6 +65,12 @@ PREDICT_THEN_MEASURE = {"ex-12-pairs", "ex-14-bytes", "ex-15-kvbytes", "ex-16-co
                         "ex-17-sample-size", "ex-18-distinct", "ex-19-beta", "ex-20-predict", "ex-21-ci",
                         "ex-24-vitb16", "ex-25-premium", "ex-26-little", "ex-10-adafactor", "ex-11-predict",
                         "ex-22-order", "ex-23-predict"}
+
+
+def test_every_chapter_is_listed():
+    notebooks = {p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py")}
+    assert set(CHAPTERS.values()) == notebooks
+    assert all(slug.startswith(nn + "_") for nn, slug in CHAPTERS.items())
 
 
 def _module(nn: str):

@@ -38,6 +38,33 @@ STUDENT_LOSS = {
 }
 
 
+STUDENT_GUIDANCE = {
+    "Ho & Salimans' own convention": lambda c, u, w: c + w * (c - u),
+    "the wrong way round": lambda c, u, w: u - w * (c - u),
+    "only eps_cond is scaled": lambda c, u, w: c * w,
+}
+
+
+def test_the_guided_eps_passes_and_each_mistake_is_named(capsys):
+    ex.check_guided_eps(lambda c, u, w: w * c + (1 - w) * u)
+    assert "Correct" in capsys.readouterr().out
+    for words, fn in STUDENT_GUIDANCE.items():
+        with pytest.raises(ExerciseError, match="likely mistake: .*" + words):
+            ex.check_guided_eps(fn)
+    assert {d for d in ex.GUIDANCE_MISTAKES for w in STUDENT_GUIDANCE if w in d} == set(ex.GUIDANCE_MISTAKES)
+
+
+def test_the_guidance_prediction_is_checked():
+    measured = {"w0": 0.1, "w3_beats_w1": True}
+    ex.check_guidance_prediction({"w0": 0.12, "w3_beats_w1": True}, measured)
+    with pytest.raises(ExerciseError, match="accuracy at guidance 0 is 0.5"):
+        ex.check_guidance_prediction({"w0": 0.5, "w3_beats_w1": True}, measured)
+    with pytest.raises(ExerciseError, match="the opposite"):
+        ex.check_guidance_prediction({"w0": 0.1, "w3_beats_w1": False}, measured)
+    with pytest.raises(ValueError, match="predicted: expected a dict"):
+        ex.check_guidance_prediction({"w0": 0.1}, measured)
+
+
 def test_right_answers_pass(capsys):
     ex.check_patchify(patchify)
     ex.check_clip_loss(clip_loss)

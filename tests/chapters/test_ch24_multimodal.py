@@ -85,11 +85,14 @@ def test_plots_draw():
 def test_missing_results_name_the_build_command(tmp_path):
     for name, command in ((artifacts.DIGITS_JSON, "build multimodal-vit-digits"),
                           (artifacts.CLIP_JSON, "build multimodal-clip"), (artifacts.SOUNDS_JSON, "build multimodal-sounds"),
-                          (artifacts.DIT_JSON, "build multimodal-dit")):
+                          (artifacts.DIT_JSON, "build multimodal-dit"),
+                          (artifacts.GUIDE_JSON, "build multimodal-dit-guidance"),
+                          (artifacts.SCHED_JSON, "build multimodal-dit-schedules")):
         with pytest.raises(FileNotFoundError, match=command):
             artifacts.load_results(name, tmp_path)
     with pytest.raises(ValueError, match="name"):
         artifacts.load_results("24_other.json", tmp_path)
     assert sorted(f for a in artifacts.ARTIFACTS for f in a.files) == sorted(
         [artifacts.DIGITS_JSON, artifacts.VIT_CKPT, artifacts.CLIP_JSON, artifacts.CLIP_CKPT,
-         artifacts.SOUNDS_JSON, artifacts.AUDIO_CKPT, artifacts.DIT_JSON, artifacts.DIT_CKPT])
+         artifacts.SOUNDS_JSON, artifacts.AUDIO_CKPT, artifacts.DIT_JSON, artifacts.DIT_CKPT, artifacts.GUIDE_JSON,
+         artifacts.SCHED_JSON, artifacts.COSINE_CKPT])

@@ -12,7 +12,15 @@
 - ``python -m roadmap_lib build multimodal-dit``: ``24_dit_digits.json`` (3 seeds of a class-
   conditioned diffusion transformer, 1,500 steps each: loss curves as 25-step means, and sample
   quality judged by the shipped digits ViT and by a logistic regression) and
-  ``24_dit_digits.safetensors`` (the DiT of seed 0). Needs ``multimodal-vit-digits`` (the judge).
+  ``24_dit_digits.safetensors`` (the DiT of seed 0). Needs ``multimodal-vit-digits`` (the judge);
+- ``python -m roadmap_lib build multimodal-dit-guidance``: ``24_dit_guidance.json`` (classifier-free
+  guidance at sampling time on the shipped seed-0 DiT: both judges' accuracy on samples asked for
+  each class at guidance 0, 1, 2, 3 and 5, for 3 seeds of the starting noise; no training). Needs
+  ``multimodal-dit``;
+- ``python -m roadmap_lib build multimodal-dit-schedules``: ``24_dit_schedules.json`` (the shipped
+  DiT recipe trained with the linear and with the cosine noise schedule, 3 seeds each, judged at
+  guidance 1 and 3; the linear seed 0 is the shipped checkpoint, not trained again) and
+  ``24_dit_cosine.safetensors`` (the cosine DiT of seed 0). Needs ``multimodal-dit``.
 
 Each ``verify`` reloads its checkpoint and re-measures the seed-0 numbers.
 """
@@ -53,7 +61,11 @@ DIGITS_JSON, VIT_CKPT = "24_vit_digits.json", "24_vit_digits.safetensors"
 CLIP_JSON, CLIP_CKPT = "24_clip_scenes.json", "24_clip_scenes.safetensors"
 SOUNDS_JSON, AUDIO_CKPT = "24_sounds.json", "24_vit_sounds.safetensors"
 DIT, DIT_JSON, DIT_CKPT = "multimodal-dit", "24_dit_digits.json", "24_dit_digits.safetensors"
-_OWNER = {DIGITS_JSON: DIGITS, CLIP_JSON: CLIP_NAME, SOUNDS_JSON: SOUNDS, DIT_JSON: DIT}
+GUIDE, GUIDE_JSON = "multimodal-dit-guidance", "24_dit_guidance.json"
+SCHED, SCHED_JSON, COSINE_CKPT = "multimodal-dit-schedules", "24_dit_schedules.json", "24_dit_cosine.safetensors"
+_OWNER = {DIGITS_JSON: DIGITS, CLIP_JSON: CLIP_NAME, SOUNDS_JSON: SOUNDS, DIT_JSON: DIT, GUIDE_JSON: GUIDE,
+          SCHED_JSON: SCHED}
+SCHED_SCALES = (1.0, 3.0)
 SEEDS = (0, 1, 2)
 STEPS, AUDIO_STEPS, DIT_STEPS = 300, 400, 1500
 #: Accuracies are over a few hundred fixed examples: equal on one machine; the margin covers a
@@ -79,7 +91,7 @@ def clip_metrics(model: CLIP) -> dict:
 
 
 def load_results(name: str, root: Path | None = None) -> dict:
-    """One of the recorded results files: DIGITS_JSON, CLIP_JSON or SOUNDS_JSON."""
+    """One of the recorded results files: DIGITS_JSON, CLIP_JSON, SOUNDS_JSON, DIT_JSON or GUIDE_JSON."""
     if name not in _OWNER:
         raise ValueError(f"name: expected one of {sorted(_OWNER)}, got {name!r}")
     path = _root(root) / name
@@ -109,6 +121,12 @@ def load_audio_vit(root: Path | None = None) -> ViTForImageClassification:
 def load_dit(root: Path | None = None):
     model = dd.DiT(dd.DIT_DIGITS)
     load_model(model, _root(root) / DIT_CKPT)
+    return model.eval()
+
+
+def load_cosine_dit(root: Path | None = None):
+    model = dd.DiT(dd.DIT_DIGITS)
+    load_model(model, _root(root) / COSINE_CKPT)
     return model.eval()
 
 
@@ -190,6 +208,52 @@ def verify_dit(root: Path):
             for judge in want for what in ("conditional samples", "null-class samples")]
 
 
+def build_guidance(root: Path) -> None:
+    t0 = time.time()
+    # root is a staging folder inside the data folder, which holds the DiT and the judge (`needs`)
+    src = root.parent if (root.parent / DIT_CKPT).is_file() else None
+    sweep = dd.guidance_sweep(load_dit(src), judges(src))
+    real = {name: load_results(DIT_JSON, src)["runs"][0]["quality"][name]["real test"] for name in sweep["accuracy"]}
+    _write(root, GUIDE_JSON, {"model": f"{DIT_CKPT} (the seed-0 DiT of {DIT})", "scales": list(dd.GUIDANCE_SCALES),
+                              "sampling_seeds": list(dd.SAMPLING_SEEDS), "per_class": dd.PER_CLASS,
+                              "ddim_steps": 50, "real test": real, **sweep}, t0)
+
+
+def verify_guidance(root: Path):
+    want = load_results(GUIDE_JSON, root)
+    model, js = load_dit(root), judges(root)
+    out = []
+    for w in (0.0, 3.0):
+        got = dd.guided_accuracy(model, js, w, seed=want["sampling_seeds"][0], per_class=want["per_class"])
+        i = want["scales"].index(w)
+        out += [check(f"DiT guidance {w:g}, sampling seed {want['sampling_seeds'][0]}: {judge} accuracy",
+                      got[judge]["accuracy"], want["accuracy"][judge][i][0], DIT_TOL) for judge in js]
+    return out
+
+
+def build_schedules(root: Path) -> None:
+    t0 = time.time()
+    src = root.parent if (root.parent / DIT_CKPT).is_file() else None
+    out = dd.schedule_comparison(judges(src), SEEDS, steps=DIT_STEPS, scales=SCHED_SCALES,
+                                 trained={("linear", SEEDS[0]): load_dit(src)})
+    save_model(out.pop("models")["cosine", SEEDS[0]], root / COSINE_CKPT, config=dd.DIT_DIGITS.to_dict())
+    _write(root, SCHED_JSON, {"seeds": list(SEEDS), "steps": DIT_STEPS, "diffusion_T": dd.DIFFUSION_T,
+                              "scales": list(SCHED_SCALES), "sampling_seed": 0, "per_class": dd.PER_CLASS,
+                              "note": f"linear seed {SEEDS[0]} is the shipped {DIT_CKPT} (not trained again: "
+                                      "its loss curve is in " + DIT_JSON + ")", **out}, t0)
+
+
+def verify_schedules(root: Path):
+    want = load_results(SCHED_JSON, root)
+    model, js = load_cosine_dit(root), judges(root)
+    out = []
+    for i, w in enumerate(want["scales"]):
+        got = dd.guided_accuracy(model, js, w, per_class=want["per_class"], schedule_name="cosine")
+        out += [check(f"cosine DiT seed 0, guidance {w:g}: {judge} accuracy", got[judge]["accuracy"],
+                      want["accuracy"]["cosine"][judge][i][0], DIT_TOL) for judge in js]
+    return out
+
+
 ARTIFACTS = [
     Artifact(DIGITS, "24", "chapter 24: a ViT and a CNN of the same size on the 8x8 digits, 3 seeds; "
              "the seed-0 ViT", (DIGITS_JSON, VIT_CKPT), build_digits, verify_digits),
@@ -201,4 +265,10 @@ ARTIFACTS = [
     Artifact(DIT, "24", "chapter 24: a class-conditioned diffusion transformer (DiT, adaLN-Zero) on the "
              "8x8 digits, 3 seeds, samples judged by the digits ViT and a logistic regression; the seed-0 "
              "DiT", (DIT_JSON, DIT_CKPT), build_dit, verify_dit, needs=(DIGITS,)),
+    Artifact(GUIDE, "24", "chapter 24: classifier-free guidance at sampling time on the shipped DiT, "
+             "scales 0-5 x 3 sampling seeds, judged by the digits ViT and a logistic regression",
+             (GUIDE_JSON,), build_guidance, verify_guidance, needs=(DIGITS, DIT)),
+    Artifact(SCHED, "24", "chapter 24: the DiT recipe with the linear and the cosine noise schedule, 3 seeds "
+             "each, judged at guidance 1 and 3; the seed-0 cosine DiT", (SCHED_JSON, COSINE_CKPT), build_schedules,
+             verify_schedules, needs=(DIGITS, DIT)),
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from roadmap_lib.exercises import check_close, check_function
+from roadmap_lib.exercises import check_close, check_function, check_true
 from roadmap_lib.measure import count_parameters
 from roadmap_lib.models.clip import clip_loss
 from roadmap_lib.models.vit import ViTConfig, ViTEncoder
@@ -102,3 +102,49 @@ def check_vit_b16(predicted: dict) -> None:
     got = measured_vit_b16()
     for key in ("tokens", "embedding_params"):
         check_close(predicted.get(key), got[key], name=f"ViT-B/16 {key}", atol=0.5, rtol=0)
+
+
+# ---- exercise 24.4: predict, then measure: classifier-free guidance ----------------------------
+
+
+def _guided(eps_cond, eps_null, w):
+    return eps_null + w * (eps_cond - eps_null)
+
+
+GUIDANCE_MISTAKES = {
+    "Ho & Salimans' own convention (1 + w)·eps_cond − w·eps_null, where w = 0 is the conditional "
+    "model; in this chapter's convention w = 1 is the conditional model and w = 0 the null one":
+        lambda c, u, w: (1 + w) * c - w * u,
+    "the difference is taken the wrong way round (eps_null − eps_cond): that pushes the sample away "
+    "from the class, toward the null prediction": lambda c, u, w: u + w * (u - c),
+    "only eps_cond is scaled (w·eps_cond): the null prediction must be the starting point":
+        lambda c, u, w: w * c,
+}
+
+
+def guidance_cases():
+    cases = []
+    for seed, shape, w in [(0, (2, 1, 8, 8), 3.0), (1, (3, 1, 4, 4), 1.0), (2, (1, 1, 8, 8), 0.0), (3, (4, 2), 0.5)]:
+        g = torch.Generator().manual_seed(seed)
+        c, u = torch.randn(*shape, generator=g), torch.randn(*shape, generator=g)
+        cases.append(((c, u, w), _guided(c, u, w)))
+    return cases
+
+
+def check_guided_eps(fn) -> None:
+    """Exercise 24.4: ``fn(eps_cond, eps_null, w)`` is the classifier-free guided noise prediction,
+    w = 0 the null model's, w = 1 the conditional model's."""
+    check_function(fn, guidance_cases(), mistakes=GUIDANCE_MISTAKES)
+
+
+def check_guidance_prediction(predicted: dict, measured: dict) -> None:
+    """Exercise 24.4: ``predicted`` = {"w0": accuracy at guidance 0, "w3_beats_w1": bool}, against
+    ``measured`` = {"w0": mean accuracy at guidance 0, "w3_beats_w1": bool} (the same judge). The
+    prediction at w = 0 counts as right within 0.05."""
+    if not isinstance(predicted, dict) or set(predicted) != {"w0", "w3_beats_w1"}:
+        raise ValueError(f"predicted: expected a dict with keys 'w0' and 'w3_beats_w1', got {predicted!r}")
+    check_close(predicted["w0"], measured["w0"], name="accuracy at guidance 0", atol=0.05, rtol=0)
+    check_true(bool(predicted["w3_beats_w1"]) == bool(measured["w3_beats_w1"]),
+               fail=f"you predicted that guidance 3 {'beats' if predicted['w3_beats_w1'] else 'does not beat'} "
+                    f"guidance 1; the measurement says the opposite",
+               success="guidance 3 against guidance 1: as predicted.")

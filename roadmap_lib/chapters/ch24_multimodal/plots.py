@@ -90,3 +90,27 @@ def show_digit_grid(images: torch.Tensor, n_rows: int, ax=None, row_labels=None,
     ax.set_yticks([1 + r * (h + 1) + h / 2 - 0.5 for r in range(n_rows)], row_labels or [""] * n_rows)
     ax.set_title(title)
     return ax
+
+
+def plot_guidance(scales: list[float], accuracy: dict[str, list[list[float]]], ax=None,
+                  reference: dict[str, float] | None = None, chance: float = 0.1):
+    """Accuracy against the guidance scale, one line per judge: every seed as a dot, the mean as a
+    line with ±1 standard deviation bars; ``reference`` (one value per judge, e.g. null-class samples)
+    as a dashed line of the judge's colour, ``chance`` as a grey dotted line."""
+    ax = ax or plt.gca()
+    if any(len(rows) != len(scales) for rows in accuracy.values()):
+        raise ValueError(f"accuracy: expected one row per scale ({len(scales)}), got "
+                         f"{ {k: len(v) for k, v in accuracy.items()} }")
+    for i, (name, rows) in enumerate(accuracy.items()):
+        means = [statistics.mean(r) for r in rows]
+        sds = [statistics.stdev(r) if len(r) > 1 else 0.0 for r in rows]
+        ax.errorbar(scales, means, yerr=sds, color=f"C{i}", marker="o", capsize=4, label=f"{name} (mean ± sd)")
+        for w, r in zip(scales, rows):
+            ax.plot([w] * len(r), r, ".", color=f"C{i}", alpha=0.5)
+        if reference and name in reference:
+            ax.axhline(reference[name], color=f"C{i}", ls="--", lw=1, label=f"{name}: null-class samples")
+    ax.axhline(chance, color="grey", ls=":", label="chance")
+    ax.set_xlabel("guidance scale w")
+    ax.set_ylabel("accuracy on samples asked for a class")
+    ax.legend(fontsize=8)
+    return ax

@@ -172,31 +172,55 @@ assert val_curve[last] - train_end < 0.2
 assert val_curve[last - 500] - val_curve[last] > 0.02
 
 # %% [markdown]
-# How long does such a run take, and how much of it is needed? `benchmarks/train_lm.py` trains a
-# shorter *reference recipe* (this architecture, batch 12, 2000 steps at a peak learning rate of
-# $10^{-3}$; not the shipped checkpoint's recipe, which the record above gives), then other
-# settings of the same library for fixed step budgets, all on one CPU thread, and records which
-# setting reached the reference recipe's validation loss fastest:
+# How long does such a run take, next to the implementation most people train with? In one process,
+# on one CPU thread, `benchmarks/train_lm.py` trains transformers' `GPT2LMHeadModel` and our GPT from
+# the *same* initial weights (ours converted with `gpt_to_hf`), on the same batches with the same
+# optimiser and schedule: a *reference recipe* (this architecture, batch 12, 2000 steps at a peak
+# learning rate of $10^{-3}$; not the shipped checkpoint's recipe, which the record above gives).
+# Ours runs three ways: attention written out as in chapter 04 (`math`), PyTorch's fused attention
+# kernel (`sdpa`), and the fast path, `sdpa` with LayerNorm and GELU as one PyTorch kernel each
+# (`fused_ops=True`; the same functions, tested equal). Then shallower settings of the fast path try to
+# reach the reference's validation loss sooner. Times are CPU seconds of the process, which other
+# programs on a shared machine disturb far less than wall-clock time (the file has both):
 
 # %%
 bench_file = Path(roadmap_lib.__file__).parent.parent / "benchmarks" / "results" / "train_lm.json"
 bench = json.loads(bench_file.read_text())
+reference = bench["reference"]
 fastest = next(c for c in bench["candidates"] if c["name"] == bench["fastest"])
-for row in [bench["recipe"], fastest]:
-    print(f"{row['name']:<26} {row['parameters']:>8,} parameters {row['steps']:>5} steps "
-          f"{row['tokens_per_second']:>7,.0f} tokens/s  validation loss {row['final_val_loss']:.3f}")
-print(f"wall time of the fastest: {bench['fastest_wall_ratio']:.2f} x the recipe's")
+for row in [reference, *bench["ours"].values(), fastest]:
+    print(f"{row['name']:<48} {row['parameters']:>8,} parameters {row['steps']:>5} steps "
+          f"{row['tokens_per_cpu_second']:>7,.0f} tokens/CPU-s  validation loss {row['final_val_loss']:.4f}")
+speed = bench["tokens_per_cpu_second_ratio_to_reference"]
+each_run = {k: r["cpu_ratio_to_each_reference_run"] for k, r in bench["ours"].items()}
+print("tokens per CPU-second relative to transformers (mean of its two runs):",
+      {k: round(v, 2) for k, v in speed.items()})
+print(f"the fastest setting reaches the reference's loss in {bench['fastest_cpu_ratio']:.2f} x its CPU time")
 print(f"the shipped checkpoint ({record['steps']} steps, batch {record['entry']['batch_size']}, "
       f"peak lr {record['entry']['train_config']['lr']:g}): validation loss {record['eval']['loss']:.3f}")
-assert fastest["final_val_loss"] <= bench["recipe"]["final_val_loss"]
-assert bench["fastest_wall_ratio"] < 0.5  # "well under half"
+# same weights, same batches, same function: every recipe run ends at the same loss
+assert all(abs(r["final_val_loss"] - reference["final_val_loss"]) < 1e-3 for r in bench["ours"].values())
+# CPU time against each of the reference's two runs: slower than both, or faster than both
+assert min(each_run["math"]) > 1 and min(each_run["sdpa"]) > 1 and max(each_run["sdpa+fused"]) < 1
+assert fastest["final_val_loss"] <= reference["final_val_loss"] and bench["fastest_cpu_ratio"] < 0.3
 assert record["eval"]["loss"] < fastest["final_val_loss"] - 0.1  # the shipped model trained longer
 
 # %% [markdown]
-# Half the blocks and a three to four times higher learning rate reach the reference recipe's loss
-# in well under half its time: with so short a budget, that recipe is limited by how fast it learns,
-# not by how much its model can hold. Neither is the end of the road: the shipped checkpoint, trained
-# for longer on larger batches, reaches a clearly lower validation loss than both (printed above).
+# Same starting weights, same batches and the same arithmetic give the same model: every recipe run
+# ends at the same validation loss, to the printed digits, whichever implementation trained it. Speed
+# is where they differ, and the reference ran twice (first and last) so that a drift in the machine
+# shows: against *both* of its runs, our GPT with attention written out is slower, PyTorch's fused
+# attention alone still leaves it slower (transformers uses that kernel too), and the fast path is
+# faster. The profile in the results file (`profile_30_steps`) says why: in a model this small,
+# element-wise operations (`aten::mul`, `add`, `pow`) take about as much time as the matrix products.
+# transformers computes LayerNorm with PyTorch's kernel but writes GPT-2's GELU out term by term; our
+# fast path uses one kernel for each, and then the matrix products are what is left on top.
+#
+# The biggest saving is not in the code, though: half the blocks and a four times higher learning
+# rate reach the reference's loss in about a quarter of its CPU time. With so short a budget, the
+# recipe is limited by how fast it learns, not by how much its model can hold. Neither is the end of
+# the road: the shipped checkpoint, trained for longer on larger batches, reaches a clearly lower
+# validation loss than both (printed above).
 #
 # ## 3. Writing text: greedy decoding, temperature, top-k and top-p
 #

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from roadmap_lib.data import CharLMData
+from roadmap_lib.measure import count_parameters
 from roadmap_lib.models import GPT, GPTConfig
 from roadmap_lib.models.hf import gpt_to_hf
 from roadmap_lib.objectives import lm_loss
@@ -90,11 +91,6 @@ def build(kind: str, spec: dict, vocab: int) -> nn.Module:
     hf = gpt_to_hf(ours)
     hf.config._attn_implementation = "sdpa"  # what from_pretrained picks on a recent PyTorch
     return HFLogits(hf)
-
-
-def count_parameters(model: nn.Module) -> int:
-    # our GPT ties input and output embeddings; named_parameters() lists a shared tensor once
-    return sum(p.numel() for p in model.parameters())
 
 
 def run(name: str, kind: str, spec: dict, data: CharLMData, *, target: float | None, vocab: int) -> dict:

@@ -71,18 +71,23 @@ def peak_memory(fn: Callable[[], object]) -> int:
     return mode.peak
 
 
-def time_call(fn: Callable[[], object], repeats: int = 5) -> float:
-    """Fastest of ``repeats`` timed calls after one warm-up, in seconds (the least noisy choice)."""
+def _least_time(fn: Callable[[], object], repeats: int, clock: Callable[[], float]) -> float:
+    """The least ``clock`` time of ``repeats`` calls of ``fn`` after one warm-up call."""
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats: expected a positive int, got {repeats!r}")
-    with torch.no_grad():
+    fn()
+    best = math.inf
+    for _ in range(repeats):
+        start = clock()
         fn()
-        best = math.inf
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return best
+
+
+def time_call(fn: Callable[[], object], repeats: int = 5) -> float:
+    """Fastest of ``repeats`` timed calls after one warm-up, in seconds (the least noisy choice)."""
+    with torch.no_grad():
+        return _least_time(fn, repeats, time.perf_counter)
 
 
 def cpu_time_call(fn: Callable[[], object], repeats: int = 5) -> float:
@@ -93,15 +98,7 @@ def cpu_time_call(fn: Callable[[], object], repeats: int = 5) -> float:
     two agree. (It still feels a loaded machine's shared caches and memory bandwidth.) Unlike
     :func:`time_call` it does not switch off autograd: ``fn`` may run a backward pass.
     """
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats: expected a positive int, got {repeats!r}")
-    fn()
-    best = math.inf
-    for _ in range(repeats):
-        start = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - start)
-    return best
+    return _least_time(fn, repeats, time.thread_time)
 
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:

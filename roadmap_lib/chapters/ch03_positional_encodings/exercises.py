@@ -57,21 +57,13 @@ def _geometric(n, first=1):
     return torch.tensor([2.0 ** (-8.0 * (i + first) / n) for i in range(n)])
 
 
-def _slopes(n, *, rule="paper"):
+def _slopes(n, *, extra_from):
+    """The paper's rule for n heads, but the n - m extra slopes taken from ``extra_from(2m slopes)``."""
     m = 1
     while m * 2 <= n:
         m *= 2
     slopes = _geometric(m)
-    if m < n:
-        extra = _geometric(2 * m)
-        if rule == "first":
-            extra = extra[: n - m]
-        elif rule == "odd places":
-            extra = extra[1::2][: n - m]
-        else:
-            extra = extra[0::2][: n - m]
-        slopes = torch.cat([slopes, extra])
-    return slopes
+    return torch.cat([slopes, extra_from(_geometric(2 * m))[: n - m]]) if m < n else slopes
 
 
 ALIBI_MISTAKES = {
@@ -80,10 +72,10 @@ ALIBI_MISTAKES = {
         lambda n: _geometric(n),
     "the extra slopes are the first n - m of the 2m sequence: take them at every other place "
     "(its 1st, 3rd, 5th, ...)":
-        lambda n: _slopes(n, rule="first"),
+        lambda n: _slopes(n, extra_from=lambda s: s),
     "the extra slopes are taken at the even places (2nd, 4th, ...): those repeat slopes already "
     "used; take the 1st, 3rd, 5th, ...":
-        lambda n: _slopes(n, rule="odd places"),
+        lambda n: _slopes(n, extra_from=lambda s: s[1::2]),
     "the sequence starts at 2^0 = 1: the first slope is 2^(-8/n), the last 2^(-8)":
         lambda n: _geometric(n, first=0),
 }

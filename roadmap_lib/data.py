@@ -51,16 +51,38 @@ class CharVocab(CharTokenizer):
         return cls("".join(d["vocab"]))
 
 
+# Artifacts whose shipped files were trained with the sampler before the fix of issue 12, with the
+# module that builds each: their builders pass ``legacy_starts=True`` so that `python -m roadmap_lib
+# build NAME` still reproduces the shipped file. Rebuilding one with the fixed sampler removes it here.
+LEGACY_SAMPLER_ARTIFACTS = {
+    "gpt-char-jargon": "roadmap_lib.chapters.ch07_decoder_only.char_gpt",
+    "gpt-char-draft": "roadmap_lib.chapters.ch15_inference_optimization.artifacts",
+    "gpt-char-distilled": "roadmap_lib.chapters.ch11_prompting_distillation.distill",
+    "03-extrapolation": "roadmap_lib.chapters.ch03_positional_encodings.extrapolation",
+    "scaling-sweep-jargon": "roadmap_lib.chapters.ch09_scaling_laws_emergence.sweep",
+    "ch12-sweep": "roadmap_lib.chapters.ch12_efficient_architectures.experiment",
+    "16-peft-sweep": "roadmap_lib.chapters.ch16_peft_lora_qlora.experiments",
+    "17-continual": "roadmap_lib.chapters.ch17_llmops.forgetting",
+}
+
+
 class CharLMData:
     """Next-character prediction on a corpus: contiguous train/val split, random-window batches.
 
     The last ``val_fraction`` of the text is the validation split (no window straddles the two).
     ``get_batch(split, generator)`` returns ``(inputs, targets)`` of shape (batch_size, context),
     targets shifted by one; it is the ``get_batch`` that :func:`roadmap_lib.training.train` expects.
+    Every window of a split is equally likely, the last one included.
+
+    ``legacy_starts=True`` reproduces the sampler used before the fix of issue 12, which never drew
+    a split's last window (its exclusive upper bound was one too small). It exists only so that the
+    build commands of artifacts trained before the fix still reproduce their shipped files; those
+    builders are listed in ``LEGACY_SAMPLER_ARTIFACTS`` (tests/test_data.py keeps every other caller
+    off it), and each is dropped from the list when its artifact is rebuilt with the fixed sampler.
     """
 
     def __init__(self, text: str | None = None, *, context: int = 64, batch_size: int = 12,
-                 val_fraction: float = 0.1, vocab: CharVocab | None = None):
+                 val_fraction: float = 0.1, vocab: CharVocab | None = None, legacy_starts: bool = False):
         text = load_text() if text is None else text
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction: expected a float in (0, 1), got {val_fraction!r}")
@@ -76,17 +98,18 @@ class CharLMData:
                     f"text: the {name} split has {len(part)} characters, fewer than context+2={context + 2}"
                 )
         self.context, self.batch_size = context, batch_size
+        self.legacy_starts = bool(legacy_starts)
 
     def get_batch(self, split: str, generator: torch.Generator | None = None,
                   batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if split not in self.splits:
             raise ValueError(f"split: expected 'train' or 'val', got {split!r}")
         data, n = self.splits[split], batch_size or self.batch_size
-        # KNOWN DEFECT (issue 12): valid starts are 0 .. len(data) - context - 1, and randint's upper
-        # bound is exclusive, so the last window is never drawn. Fixing it changes every seeded
-        # batch, and with them the recorded numbers of eight shipped artifacts (gpt-char-jargon and
-        # those built on it; tests/test_data.py lists the plan): the fix lands with their rebuild.
-        starts = torch.randint(0, len(data) - self.context - 1, (n,), generator=generator)
+        # A window reads `context` characters and predicts the next one of each, so it needs
+        # context + 1 characters: valid starts are 0 .. len(data) - context - 1, and randint's upper
+        # bound is exclusive. (The legacy sampler's bound was one lower: the last window never came.)
+        n_starts = len(data) - self.context - (1 if self.legacy_starts else 0)
+        starts = torch.randint(0, n_starts, (n,), generator=generator)
         offsets = torch.arange(self.context)
         x = data[starts[:, None] + offsets]
         y = data[starts[:, None] + offsets + 1]

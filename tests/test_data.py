@@ -1,9 +1,13 @@
 """Data loaders and the seeded task generators."""
 
 
+import importlib
+from pathlib import Path
+
 import pytest
 import torch
 
+import roadmap_lib
 from roadmap_lib.data import CharLMData, CharVocab, load_text
 
 
@@ -38,12 +42,6 @@ def test_char_lm_batches_are_shifted_and_seeded():
 
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect (issue 12): get_batch never draws the last window. The one-line fix changes every "
-    "seeded batch, so it lands together with rebuilding the artifacts whose recorded numbers depend on "
-    "them (03-extrapolation, gpt-char-jargon, scaling-sweep-jargon, gpt-char-distilled, ch12-sweep, "
-    "gpt-char-draft, 16-peft-sweep, 17-continual) and re-checking chapters 12, 14 and 16's live runs. "
-    "strict: once fixed, this marker must go"))
 def test_char_lm_batches_reach_every_window_including_the_last():
     # 20 characters, val 0.3 -> train split "abcdefghijklmn" (14 chars); context 4 gives 10 windows,
     # starts 0..9; the last one reads "jklm" and predicts "klmn" (ends on the split's last character)
@@ -52,3 +50,32 @@ def test_char_lm_batches_reach_every_window_including_the_last():
     x, y = data.get_batch("train", torch.Generator().manual_seed(0))
     assert {data.vocab.decode(row) for row in x} == {text[i : i + 4] for i in range(10)}
     assert "klmn" in {data.vocab.decode(row) for row in y}
+
+
+def test_legacy_sampler_reproduces_the_draws_from_before_the_fix():
+    # the bound before the fix was len - context - 1: same generator, same draws, last window never
+    text = "abcdefghijklmnopqrst"
+    old = CharLMData(text, context=4, batch_size=200, val_fraction=0.3, legacy_starts=True)
+    x, _ = old.get_batch("train", torch.Generator().manual_seed(0))
+    starts = torch.randint(0, 14 - 4 - 1, (200,), generator=torch.Generator().manual_seed(0))
+    assert [old.vocab.decode(row) for row in x] == [text[i : i + 4] for i in starts.tolist()]
+    assert "jklm" not in {old.vocab.decode(row) for row in x}
+    new = CharLMData(text, context=4, batch_size=200, val_fraction=0.3)
+    assert not torch.equal(new.get_batch("train", torch.Generator().manual_seed(0))[0], x)
+
+
+def test_only_the_listed_artifact_builders_use_the_legacy_sampler():
+    from roadmap_lib.chapters import artifacts
+    from roadmap_lib.data import LEGACY_SAMPLER_ARTIFACTS
+
+    root = Path(roadmap_lib.__file__).resolve().parent.parent
+    users = set()
+    for path in [*root.glob("roadmap_lib/**/*.py"), *root.glob("notebooks/*.py"), *root.glob("benchmarks/*.py")]:
+        if path.name != "data.py" and "legacy_starts=True" in path.read_text(encoding="utf-8"):
+            users.add(".".join(path.relative_to(root).with_suffix("").parts))
+    assert users == set(LEGACY_SAMPLER_ARTIFACTS.values()), "legacy_starts=True outside the listed builders"
+    registered = artifacts()
+    for name, module in LEGACY_SAMPLER_ARTIFACTS.items():
+        assert name in registered, f"{name}: not a registered artifact"
+        importlib.import_module(module)  # names a real module
+

@@ -46,7 +46,8 @@ def config(n_layers: int, d_model: int, vocab_size: int) -> GPTConfig:
 
 
 def data() -> CharLMData:
-    return CharLMData(context=CONTEXT, batch_size=BATCH)
+    # legacy_starts: scaling-sweep-jargon was built before get_batch's fix (data.LEGACY_SAMPLER_ARTIFACTS)
+    return CharLMData(context=CONTEXT, batch_size=BATCH, legacy_starts=True)
 
 
 @torch.no_grad()

@@ -43,7 +43,8 @@ VARIANTS: dict[str, dict] = {
 
 
 def make_task(vocab=None) -> RecallLM:
-    data = CharLMData(context=CONTEXT, batch_size=BATCH, vocab=vocab)
+    # legacy_starts: ch12-sweep was built before get_batch's fix (data.LEGACY_SAMPLER_ARTIFACTS)
+    data = CharLMData(context=CONTEXT, batch_size=BATCH, vocab=vocab, legacy_starts=True)
     return RecallLM(data, batch_size=BATCH, n_pairs=N_PAIRS, gap=GAP)
 
 

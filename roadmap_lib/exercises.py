@@ -26,13 +26,34 @@ def _ok(message: str) -> None:
     print(f"Correct: {message}")
 
 
+def _reachable_functions(fn: Any, limit: int = 50) -> list[Any]:
+    """``fn`` and the functions it holds: in its closure cells, behind ``functools.partial``
+    (``.func``), a decorator's ``__wrapped__`` or a bound method's ``__func__``."""
+    found, todo, seen = [], [fn], set()
+    while todo and len(found) < limit:
+        f = todo.pop()
+        if id(f) in seen or not callable(f):
+            continue
+        seen.add(id(f))
+        found.append(f)
+        todo += [g for g in (getattr(f, "func", None), getattr(f, "__wrapped__", None),
+                             getattr(f, "__func__", None)) if g is not None]
+        for cell in getattr(f, "__closure__", None) or ():
+            try:
+                todo.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                continue
+    return found
+
+
 @contextlib.contextmanager
 def _forbidden(fn: Callable[..., Any], forbid: Iterable[Any], label: str) -> Iterator[None]:
     """While the block runs, every name bound to one of ``forbid`` (in the answer's globals and in
     the library's modules) refuses to be called: an exercise that asks to write a function must not
     pass by calling the library's own version of it."""
     saved: list[tuple[Any, str | None, Any]] = []  # (namespace or closure cell, name, value)
-    namespaces = [getattr(fn, "__globals__", None)] + [
+    answers = _reachable_functions(fn)  # a check may wrap the answer in a lambda: follow closures
+    namespaces = [getattr(f, "__globals__", None) for f in answers] + [
         vars(m) for name, m in list(sys.modules.items()) if name.split(".")[0] == "roadmap_lib"]
     for target in forbid:
         what = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
@@ -48,7 +69,7 @@ def _forbidden(fn: Callable[..., Any], forbid: Iterable[Any], label: str) -> Ite
                 if value is target:
                     saved.append((namespace, key, value))
                     namespace[key] = refuse
-        for cell in getattr(fn, "__closure__", None) or ():
+        for cell in (c for f in answers for c in getattr(f, "__closure__", None) or ()):
             try:
                 if cell.cell_contents is target:
                     saved.append((cell, None, target))
@@ -63,6 +84,27 @@ def _forbidden(fn: Callable[..., Any], forbid: Iterable[Any], label: str) -> Ite
                 namespace.cell_contents = value
             else:
                 namespace[key] = value
+
+
+def _refuse_the_reference_itself(fn: Callable[..., Any], forbid: Sequence[Any], label: str) -> None:
+    """An answer that IS a forbidden library function (passed directly, wrapped in
+    ``functools.partial`` or a decorator that sets ``__wrapped__``, or a copy sharing its code)
+    refuses to be checked: ``_forbidden`` can only patch the names an answer calls through."""
+    seen, todo = set(), [fn]
+    while todo:
+        f = todo.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        for target in forbid:
+            same_code = getattr(f, "__code__", None) is not None and getattr(f, "__code__", None) is getattr(
+                target, "__code__", False)
+            if f is target or same_code:
+                what = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+                raise ExerciseError(f"{label} is the library's own `{what}`: the exercise is to write it "
+                                    f"yourself, from the formula in the text.")
+        todo += [g for g in (getattr(f, "func", None), getattr(f, "__wrapped__", None),
+                             getattr(f, "__func__", None)) if g is not None]
 
 
 def _as_tensor(value: Any, name: str) -> torch.Tensor:
@@ -270,6 +312,7 @@ def check_function(
     """
     forbid = tuple(forbid)
     label = name or getattr(fn, "__name__", "your function")
+    _refuse_the_reference_itself(fn, forbid, label)
     cases = list(cases)
     for i, (args, expected) in enumerate(cases):
         before = [a.clone() if isinstance(a, torch.Tensor) else None for a in args]
@@ -387,6 +430,7 @@ def check_equal(fn: Callable[..., Any], cases: Iterable[tuple[Sequence[Any], Any
 
     forbid = tuple(forbid)
     label = name or getattr(fn, "__name__", "your function")
+    _refuse_the_reference_itself(fn, forbid, label)
     cases = list(cases)
     for i, (args, expected) in enumerate(cases):
         call = f"{label}({', '.join(map(reprlib.repr, args))})"

@@ -177,6 +177,29 @@ def test_forbid_refuses_the_library_reference_and_restores_it():
     check_function(own, cases, forbid=[sinusoidal_encoding])
 
 
+def test_forbid_refuses_the_reference_passed_as_the_answer():
+    import functools
+    import types
+
+    from roadmap_lib.metrics import ngrams
+    from roadmap_lib.positional import sinusoidal_encoding
+
+    cases = [((6, 4), sinusoidal_encoding(6, 4))]
+    copied = types.FunctionType(sinusoidal_encoding.__code__, sinusoidal_encoding.__globals__, "mine",
+                                sinusoidal_encoding.__defaults__)
+
+    @functools.wraps(sinusoidal_encoding)
+    def decorated(*args):
+        return sinusoidal_encoding(*args)
+
+    for answer in (sinusoidal_encoding, functools.partial(sinusoidal_encoding), copied, decorated):
+        with pytest.raises(ExerciseError, match="is the library's own `sinusoidal_encoding`"):
+            check_function(answer, cases, forbid=[sinusoidal_encoding])
+    check_function(sinusoidal_encoding, cases)  # without forbid it is simply right
+    with pytest.raises(ExerciseError, match="is the library's own `ngrams`"):
+        check_equal(ngrams, [((["a"], 1), {("a",): 1})], forbid=[ngrams])
+
+
 def test_forbid_in_check_equal():
     from roadmap_lib.metrics import ngrams
 

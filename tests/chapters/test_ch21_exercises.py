@@ -55,7 +55,11 @@ def f1_sets(pred, golds):
 
 def test_squad_check():
     X.check_squad_f1(student_f1)
-    X.check_squad_f1(squad_f1)
+    # the library's own squad_f1 (the notebook imports roadmap_lib.metrics) is refused, called or passed
+    with pytest.raises(ExerciseError, match="library's own `squad_f1`"):
+        X.check_squad_f1(lambda p, g: squad_f1(p, g))
+    with pytest.raises(ExerciseError, match="library's own `squad_f1`"):
+        X.check_squad_f1(squad_f1)
     for wrong, words in [(f1_first_gold_only, "first gold answer"), (f1_no_normalisation, "no normalisation"),
                          (f1_sets, "sets of words")]:
         with pytest.raises(ExerciseError, match=f"likely mistake: .*{words}"):

@@ -51,19 +51,12 @@ class CharVocab(CharTokenizer):
         return cls("".join(d["vocab"]))
 
 
-# Artifacts whose shipped files were trained with the sampler before the fix of issue 12, with the
-# module that builds each: their builders pass ``legacy_starts=True`` so that `python -m roadmap_lib
-# build NAME` still reproduces the shipped file. Rebuilding one with the fixed sampler removes it here.
-LEGACY_SAMPLER_ARTIFACTS = {
-    "gpt-char-jargon": "roadmap_lib.chapters.ch07_decoder_only.char_gpt",
-    "gpt-char-draft": "roadmap_lib.chapters.ch15_inference_optimization.artifacts",
-    "gpt-char-distilled": "roadmap_lib.chapters.ch11_prompting_distillation.distill",
-    "03-extrapolation": "roadmap_lib.chapters.ch03_positional_encodings.extrapolation",
-    "scaling-sweep-jargon": "roadmap_lib.chapters.ch09_scaling_laws_emergence.sweep",
-    "ch12-sweep": "roadmap_lib.chapters.ch12_efficient_architectures.experiment",
-    "16-peft-sweep": "roadmap_lib.chapters.ch16_peft_lora_qlora.experiments",
-    "17-continual": "roadmap_lib.chapters.ch17_llmops.forgetting",
-}
+# Artifacts whose shipped files were trained with the sampler before the fix of issue 12: their
+# builders (chapter code, each naming its artifact beside the call) pass ``legacy_starts=True`` so
+# that `python -m roadmap_lib build NAME` still reproduces the shipped file. Rebuilding one with the
+# fixed sampler removes it here.
+LEGACY_SAMPLER_ARTIFACTS = ("gpt-char-jargon", "gpt-char-draft", "gpt-char-distilled", "03-extrapolation",
+                            "scaling-sweep-jargon", "ch12-sweep", "16-peft-sweep", "17-continual")
 
 
 class CharLMData:

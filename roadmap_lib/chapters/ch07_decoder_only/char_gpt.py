@@ -67,7 +67,7 @@ def _check_name(name: str) -> ZooEntry:
 
 
 def _data(entry: ZooEntry, vocab: CharVocab | None = None) -> CharLMData:
-    # legacy_starts: the shipped checkpoints were trained before get_batch's fix (data.LEGACY_SAMPLER_ARTIFACTS)
+    # legacy_starts: gpt-char-jargon was trained before get_batch's fix (data.LEGACY_SAMPLER_ARTIFACTS)
     return CharLMData(context=entry.context, batch_size=entry.batch_size, vocab=vocab, legacy_starts=True)
 
 

@@ -59,6 +59,7 @@ from roadmap_lib.chapters.ch02_tokenization_embeddings.exercises import (
     check_bits_per_char,
     check_merge,
     check_pair_counts,
+    check_token_counts,
     check_wordpiece_split,
 )
 from roadmap_lib.chapters.ch02_tokenization_embeddings.study import (
@@ -362,6 +363,23 @@ assert fallback_bytes == "中文🎉".encode() and bpe.decode(bpe.encode(unseen)
 # round-trips. The difference is where the bytes live: SentencePiece keeps characters as its base
 # units and reaches for bytes only outside its alphabet; byte-level BPE starts from bytes.
 #
+# The scheme fits in a page: `roadmap_lib.tokenizers.char_bpe.CharBPETokenizer` is a character-level
+# BPE with Llama 2's normalisation (`▁` for spaces) and the 256 byte tokens. Trained on the first
+# 30,000 characters of the corpus, it gives the same ids as `tokenizers`' `models.BPE(...,
+# byte_fallback=True)` built from its vocabulary and merges, unseen characters included:
+
+# %%
+from roadmap_lib.tokenizers.char_bpe import CharBPETokenizer  # noqa: E402
+
+char_slice = train_text[:30_000]
+char_bpe = CharBPETokenizer(byte_fallback=True).train(char_slice, 1 + 256 + len(set(char_slice)) + 200)
+hf_char_bpe = Tokenizer.from_str(json.dumps(char_bpe.to_hf_dict()))
+print("our character BPE, byte fallback:", char_bpe.tokenize(unseen))
+for probe in (unseen, heldout_text[:5000]):
+    assert char_bpe.encode(probe) == hf_char_bpe.encode(probe).ids
+assert char_bpe.decode(char_bpe.encode(unseen)) == hf_char_bpe.decode(char_bpe.encode(unseen)) == unseen
+
+# %% [markdown]
 # ## Vocabulary size: fertility and sequence length
 #
 # Bigger vocabularies mean fewer tokens per word (*fertility*), hence shorter sequences, at the
@@ -647,7 +665,8 @@ assert within_digits < 0.8 * digits_letters and within_vowels < vowels_consonant
 # - A bigger vocabulary shortens sequences, with diminishing returns, and charges languages other
 #   than the one it was trained on more (1.6 to 6 times English's tokens with our 1k BPE). Splitting digits
 #   (as `tokenizers`' `Digits` does) makes numbers consistent at almost no cost in length on prose;
-#   byte fallback keeps a character-level vocabulary from losing unseen characters.
+#   byte fallback keeps a character-level vocabulary from losing unseen characters (ours,
+#   `CharBPETokenizer`, gives the same ids as `tokenizers`' BPE with `byte_fallback=True`).
 # - With the same characters of context and 2,500 steps, a small MLP language model on BPE tokens
 #   beats the same model on characters by about half a bit per character (3 seeds).
 # - Initialise embeddings small; tying input and output embeddings saves `V × d` parameters.
@@ -824,3 +843,52 @@ def to_bits_per_char(nll_nats, n_chars):
 # %%
 check_bits_per_char(to_bits_per_char)
 
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-02-predict-tokens
+# :nonumber:
+# ```
+# **Exercise 02.5 (predict, then measure: what numbers and unseen scripts cost).** Take `digits_bpe`,
+# the byte-level BPE with split digits trained above on the Jargon File, and texts made only of
+# digits, single spaces, a full stop and characters the Jargon File never uses: `"1983"`, `"Привет"`,
+# `"中文"`, `"🎉"`, `"3.14159"`, `"12345 67890"`, `"2026 年"`, `"नमस्ते"`. Without running the
+# tokenizer, write `predict_tokens(text)` that predicts how many tokens `digits_bpe.encode(text)`
+# returns, from what the chapter says about digits and about characters never seen in training. The
+# check encodes each text and requires your number exactly.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Two facts from the chapter: this tokenizer's pre-tokenisation puts every digit on its own, and a
+# character absent from the training text took part in no merge, so all that is left of it are the
+# 256 byte tokens. How many bytes does UTF-8 use for a Cyrillic letter, a Chinese character, an emoji?
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-02-predict-tokens
+# :class: dropdown
+# ```
+
+# %%
+def predict_tokens(text):
+    ### BEGIN SOLUTION
+    # a digit, a space, a full stop: one byte and one token each; an unseen character: one token
+    # per UTF-8 byte (2 for Cyrillic, 3 for Chinese and Devanagari, 4 for an emoji)
+    return len(text.encode("utf-8"))
+    ### END SOLUTION
+
+# %% [markdown]
+# On such text the tokenizer has nothing to merge and falls back to one token per byte: a year costs
+# four tokens, a Chinese character three, and the six code points of a Hindi greeting eighteen. This is
+# the "other languages pay more" section seen from the inside: a script the vocabulary never saw is
+# paid for in bytes.
+#
+# ```{solution-end}
+# ```
+
+# %%
+check_token_counts(predict_tokens, digits_bpe)  # encodes each text with the tokenizer and compares

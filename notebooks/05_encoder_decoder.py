@@ -46,6 +46,7 @@ from ipywidgets import Dropdown, IntSlider, interact
 
 from roadmap_lib import set_seed
 from roadmap_lib.chapters.ch05_encoder_decoder.exercises import (
+    check_bleu_predictions,
     check_brevity_penalty,
     check_clipped_matches,
     check_decoder_io,
@@ -453,3 +454,68 @@ def decoder_io(targets):
 
 # %%
 check_decoder_io(decoder_io)  # against the padded batches `make_batch` builds
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-05-bleu-predict
+# :nonumber:
+# ```
+# **Exercise 05.4 (predict, then measure: when BLEU collapses).** Take the first five test sentences
+# whose Zetan reference has seven different words, and score two kinds of damaged translation against
+# them with corpus BLEU (which adds up the $n$-gram counts of all five sentences before it divides):
+# **one wrong word**, each reference with its fourth (middle) word replaced by a word it does not
+# contain, and **the first four words**, each reference cut after its fourth word. Before running the
+# check, predict three scores on sacrebleu's 0-100 scale:
+#
+# - `"one_wrong"`: one wrong word, no smoothing (`smooth_method="none"`);
+# - `"one_wrong_exp"`: one wrong word, with sacrebleu's default smoothing `"exp"`, which gives the
+#   $k$-th order that has no match at all the precision $1 / (2^k \cdot \text{total})$, total being
+#   the number of $n$-grams of that order in the hypotheses;
+# - `"first_four"`: the first four words, no smoothing.
+#
+# Write `predict_bleu()` returning the dict of your three numbers. The check builds these
+# translations, scores them with `corpus_bleu` and accepts a prediction within 0.1 BLEU.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# For a seven-word sentence, count the $n$-grams of each order, and how many of them contain the
+# fourth word. BLEU multiplies the four precisions (a geometric mean), so one order with no match
+# decides the unsmoothed score. A prefix of the reference matches every one of its $n$-grams: only
+# the brevity penalty $e^{1 - r/c}$ is left.
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-05-bleu-predict
+# :class: dropdown
+# ```
+
+# %%
+def predict_bleu():
+    ### BEGIN SOLUTION
+    import math
+
+    # seven words, the fourth wrong: of the 7, 6, 5, 4 n-grams of orders 1-4, those that contain
+    # position 4 are 1, 2, 3 and all 4; the counts are the same in each of the five sentences
+    p = [6 / 7, 4 / 6, 2 / 5, 0 / 4]
+    p_exp = p[:3] + [1 / (2 * 4 * 5)]  # the first order with no match: 1 / (2 * 20 four-grams)
+    return {"one_wrong": 0.0,
+            "one_wrong_exp": 100 * math.prod(p_exp) ** (1 / 4),
+            "first_four": 100 * math.exp(1 - 7 / 4)}  # every n-gram matches; c = 4, r = 7
+    ### END SOLUTION
+
+# %% [markdown]
+# Six of the seven words are right, yet the unsmoothed score is 0: all four 4-grams contain the wrong
+# word, and a geometric mean with one zero factor is zero. Smoothing replaces that zero by a small
+# precision that shrinks with the number of 4-grams in the corpus; this is why sentence-level BLEU
+# (section 4 prints some) is smoothed by default, as in sacrebleu. The truncated translation has perfect precisions and
+# loses more than half its score to the brevity penalty alone.
+#
+# ```{solution-end}
+# ```
+
+# %%
+check_bleu_predictions(predict_bleu)  # the damaged translations, scored by corpus_bleu

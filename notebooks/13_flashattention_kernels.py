@@ -64,6 +64,7 @@ from roadmap_lib.chapters.ch13_flashattention_kernels.exercises import (
     check_causal_kv_reads,
     check_causal_tiled_attention,
     check_merge_states,
+    check_peak_memory,
 )
 from roadmap_lib.chapters.ch13_flashattention_kernels.experiments import (
     errors_against_sdpa,
@@ -688,3 +689,64 @@ def causal_kv_reads(n, d, block_m, block_n):
 
 # %%
 check_causal_kv_reads(causal_kv_reads)
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-13-peak
+# :nonumber:
+# ```
+# **Exercise 13.5 (predict, then measure: the memory attention holds).** Section 4 counted bytes that
+# cross HBM; now count the memory a call *holds*. For one head of length `n`, head dimension `d`,
+# float32, not causal, predict the peak bytes of the tensors that `naive_attention(q, k, v)` and
+# `tiled_attention_forward(q, k, v, block_m=64, block_n=64)` allocate beyond their inputs (the most
+# that is alive at one moment). Write `predict_peak_bytes(n, d)` returning `(naive_bytes,
+# tiled_bytes)`. The check measures both with `roadmap_lib.measure.peak_memory`, which sees every
+# tensor that a PyTorch operator returns, at `(n, d) = (1024, 64)` and `(1536, 32)`, and accepts a
+# prediction within 20% of the measurement. Read the two functions before you predict:
+# `print(inspect.getsource(naive_attention))`, and the same for `tiled_attention_forward` and the
+# helper `_expand_kv` they call (in `roadmap_lib.kernels.reference`).
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# In eager PyTorch every operator returns a new tensor, and an expression such as `torch.exp(s - m)`
+# first makes `s - m`, then its `exp`, while `s` is still referenced. Find the moment when the most
+# $n \times n$ matrices are alive in the naive version. In the tiled version nothing is $n \times n$:
+# list the tensors as large as `q` (or `k`, `v`) that it creates; tile-sized scratch is small enough
+# to leave out at these sizes.
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-13-peak
+# :class: dropdown
+# ```
+
+# %%
+def predict_peak_bytes(n, d):
+    ### BEGIN SOLUTION
+    # naive: while exp(s - lse) runs, s, s - lse and the exp's output are three n x n matrices;
+    # _expand_kv's repeat_interleave copied k and v (n x d each), and lse is n floats
+    naive = 3 * n * n + 2 * n * d + n
+    # tiled: the output o (n x d), lse (n) and the same copies of k and v; the tiles are scratch
+    tiled = 3 * n * d + n
+    return 4 * naive, 4 * tiled  # float32: 4 bytes each
+    ### END SOLUTION
+
+# %% [markdown]
+# The naive version holds three $n \times n$ float32 matrices at its peak, not the two ($S$ and $P$)
+# of the HBM count: eager PyTorch materialises `s - lse` on the way to its exponential, which is one
+# of the temporaries a fused kernel never writes. The tiled version's peak is a few $n \times d$
+# tensors (the output, and copies of $K$ and $V$ that `repeat_interleave` makes even when there is
+# nothing to expand) plus a few tiles: more than ten times less than the naive peak at both sizes the
+# check measures (it prints the table, and the assert after it checks the factor), and the gap grows
+# with $n$ since one side is quadratic and the other linear.
+#
+# ```{solution-end}
+# ```
+
+# %%
+peaks = check_peak_memory(predict_peak_bytes)  # measured with roadmap_lib.measure.peak_memory
+assert all(naive > 10 * tiled for naive, tiled in peaks.values())

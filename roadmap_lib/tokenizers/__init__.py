@@ -8,6 +8,8 @@
 - :mod:`.byte_level`: GPT-2's pre-tokenisation pattern and byte characters;
 - :mod:`.bpe`: :class:`BPETokenizer`, byte-level BPE; :mod:`.bpe_files`: GPT-2's
   ``vocab.json`` + ``merges.txt``;
+- :mod:`.char_bpe`: :class:`CharBPETokenizer`, character-level BPE with SentencePiece-style
+  ``<0xNN>`` byte fallback (Llama 2's scheme);
 - :mod:`.wordpiece`: :class:`WordPieceTokenizer`; :mod:`.unigram`: :class:`UnigramTokenizer`.
 
 :func:`load` reads back any tokenizer saved with ``save``.
@@ -15,16 +17,18 @@
 
 from __future__ import annotations
 
-from . import base, bpe, bpe_files, byte_level, char, unigram, word, wordpiece
+from . import base, bpe, bpe_files, byte_level, char, char_bpe, unigram, word, wordpiece
 from .base import Tokenizer, load
 from .bpe import BPETokenizer
 from .char import CharTokenizer
+from .char_bpe import CharBPETokenizer
 from .unigram import UnigramTokenizer
 from .word import WordTokenizer
 from .wordpiece import WordPieceTokenizer
 
 __all__ = [
     "BPETokenizer",
+    "CharBPETokenizer",
     "CharTokenizer",
     "Tokenizer",
     "UnigramTokenizer",
@@ -35,6 +39,7 @@ __all__ = [
     "bpe_files",
     "byte_level",
     "char",
+    "char_bpe",
     "load",
     "unigram",
     "word",

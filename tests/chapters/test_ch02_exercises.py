@@ -192,3 +192,76 @@ def test_an_unwritten_answer_is_reported():
     for check in (ex.check_pair_counts, ex.check_merge, ex.check_wordpiece_split, ex.check_bits_per_char):
         with pytest.raises(ExerciseError, match="not written yet"):
             check(stub)
+
+
+# ---- exercise 02.5: token counts predicted, then measured -------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits_bpe():
+    """A small byte-level BPE with split digits, trained on the start of the chapter's corpus (the
+    notebook's is the same recipe on the whole training split)."""
+    from roadmap_lib.chapters.ch02_tokenization_embeddings.study import corpus_split
+    from roadmap_lib.tokenizers import BPETokenizer
+    from roadmap_lib.tokenizers.byte_level import GPT2_DIGITS_PATTERN
+
+    train_text, _ = corpus_split()
+    return BPETokenizer(GPT2_DIGITS_PATTERN).train(train_text[:200_000], 512)
+
+
+def utf8_tokens(text):
+    return len(text.encode("utf-8"))
+
+
+def test_token_counts_right_prediction_passes_and_prints_both(digits_bpe, capsys):
+    ex.check_token_counts(utf8_tokens, digits_bpe)
+    out = capsys.readouterr().out
+    assert "Correct" in out and "predicted" in out and "measured" in out
+
+
+def test_token_counts_are_measured_with_the_tokenizer_given(digits_bpe):
+    from roadmap_lib.tokenizers import BPETokenizer
+
+    plain = BPETokenizer().train("1983 1983 1983 2026 2026 " * 50, 300)  # learns digit-run merges
+    with pytest.raises(ExerciseError, match=r"predict_tokens\('1983'\)"):
+        ex.check_token_counts(utf8_tokens, plain)
+    with pytest.raises(TypeError, match="tokenizer: expected a tokenizer with encode"):
+        ex.check_token_counts(utf8_tokens, None)
+
+
+def _digit_runs_as_one(text):
+    count, in_run = 0, False
+    for c in text:
+        if c.isdigit():
+            count += not in_run
+            in_run = True
+        else:
+            count += len(c.encode("utf-8"))
+            in_run = False
+    return count
+
+
+STUDENT_TOKENS = {
+    "a run of digits is counted as one token": _digit_runs_as_one,
+    "one token per character": lambda text: len(text),
+    "counted as 2 bytes": lambda text: sum(2 if ord(c) > 127 else 1 for c in text),
+    "counted as 3 bytes": lambda text: len(text) + 2 * sum(not c.isascii() for c in text),
+}
+
+
+@pytest.mark.parametrize("words", list(STUDENT_TOKENS))
+def test_each_token_count_mistake_is_named(digits_bpe, words):
+    with pytest.raises(ExerciseError, match="likely mistake: .*" + re.escape(words)):
+        ex.check_token_counts(STUDENT_TOKENS[words], digits_bpe)
+
+
+def test_every_token_count_mistake_has_a_student_version():
+    declared = ex.TOKEN_COUNT_MISTAKES
+    assert {d for d in declared for w in STUDENT_TOKENS if w in d} == set(declared)
+
+
+def test_an_unwritten_token_prediction_is_reported(digits_bpe):
+    def stub(text):
+        raise NotImplementedError
+
+    with pytest.raises(ExerciseError, match="not written yet"):
+        ex.check_token_counts(stub, digits_bpe)

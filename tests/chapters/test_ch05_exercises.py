@@ -99,3 +99,65 @@ def test_wrong_dtype_and_width_get_the_generic_messages():
         ex.check_decoder_io(lambda t: tuple(x.float() for x in decoder_io(t)))
     with pytest.raises(ExerciseError, match=r"tgt_in has shape \(3, 4\), expected \(3, 5\)"):
         ex.check_decoder_io(lambda t: tuple(x[:, :-1] for x in decoder_io(t)))
+
+
+# ---- exercise 05.4: BLEU predicted, then measured ---------------------------------------------------
+
+def predicted_bleu(*, mean="geometric", smoothed_total=2 * 4 * 5, penalty="exp", words_only=False):
+    """A student's three predictions for seven-word references with the fourth word wrong (five
+    sentences), and for their first four words."""
+    p = [6 / 7, 4 / 6, 2 / 5, 0.0]
+    if words_only:
+        one_wrong = one_wrong_exp = 100 * p[0]
+    elif mean == "arithmetic":
+        one_wrong, one_wrong_exp = 100 * sum(p) / 4, 100 * (sum(p[:3]) + 1 / smoothed_total) / 4
+    elif mean == "nonzero":
+        one_wrong = one_wrong_exp = 100 * math.prod(p[:3]) ** (1 / 3)
+    else:
+        one_wrong, one_wrong_exp = 0.0, 100 * math.prod(p[:3] + [1 / smoothed_total]) ** 0.25
+    first_four = {"exp": 100 * math.exp(1 - 7 / 4), "none": 100.0, "ratio": 100 * 4 / 7}[penalty]
+    return {"one_wrong": one_wrong, "one_wrong_exp": one_wrong_exp, "first_four": first_four}
+
+
+def test_bleu_right_predictions_pass_and_the_scores_are_sacrebleus(capsys):
+    measured = ex.check_bleu_predictions(predicted_bleu)
+    out = capsys.readouterr().out
+    assert "Correct" in out and "predicted" in out and "measured" in out
+    cases = ex.bleu_cases()
+    for key, (hyps, refs, smooth) in cases.items():
+        theirs = sacrebleu.corpus_bleu(hyps, [refs], smooth_method=smooth).score
+        assert measured[key] == pytest.approx(theirs, abs=1e-9)
+    assert all(ex.NEW_WORD not in ref.split() and len(ref.split()) == 7 for ref in cases["one_wrong"][1])
+
+
+STUDENT_BLEU = {
+    "the arithmetic mean of the precisions": lambda: predicted_bleu(mean="arithmetic"),
+    "the fraction of right words": lambda: predicted_bleu(words_only=True),
+    "the geometric mean of the orders that matched": lambda: predicted_bleu(mean="nonzero"),
+    "not 1/total": lambda: predicted_bleu(smoothed_total=4 * 5),
+    "uses one sentence's total": lambda: predicted_bleu(smoothed_total=2 * 4),
+    "the brevity penalty is left out": lambda: predicted_bleu(penalty="none"),
+    "the brevity penalty is the length ratio c/r": lambda: predicted_bleu(penalty="ratio"),
+}
+
+
+@pytest.mark.parametrize("words", list(STUDENT_BLEU))
+def test_each_bleu_prediction_mistake_is_named(words):
+    _named(ex.check_bleu_predictions, STUDENT_BLEU[words], words)
+
+
+def test_every_bleu_prediction_mistake_has_a_student_version():
+    declared = ex.BLEU_PREDICTION_MISTAKES
+    assert {d for d in declared for w in STUDENT_BLEU if w in d} == set(declared)
+
+
+def test_a_bleu_prediction_that_is_not_written_or_not_a_dict_is_reported():
+    def stub():
+        raise NotImplementedError
+
+    with pytest.raises(ExerciseError, match="not written yet"):
+        ex.check_bleu_predictions(stub)
+    with pytest.raises(ExerciseError, match="a dict with the keys"):
+        ex.check_bleu_predictions(lambda: {"one_wrong": 0.0})
+    with pytest.raises(ValueError, match="rows: expected at least 5 references"):
+        ex.bleu_cases([{"src": "a", "tgt": "a b c d e f g"}])

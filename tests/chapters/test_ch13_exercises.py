@@ -139,3 +139,60 @@ def test_an_unwritten_answer_is_reported():
                   ex.check_causal_kv_reads):
         with pytest.raises(ExerciseError, match="not written yet"):
             check(stub)
+
+
+# ---- exercise 13.5: peak memory, predicted then measured -------------------------------------------
+
+def peak_bytes(n, d, *, n_by_n=3, kv_copies=2, bytes_per_value=4):
+    """A student's prediction: the n×n matrices alive at once, the copies of K and V, the output."""
+    naive = n_by_n * n * n + kv_copies * n * d + n  # scores, the K/V copies, lse
+    tiled = (1 + kv_copies) * n * d + n  # output, the K/V copies, lse
+    return naive * bytes_per_value, tiled * bytes_per_value
+
+
+@pytest.mark.slow
+def test_peak_memory_right_prediction_passes_and_prints_both(capsys):
+    """About 3 s of CPU: it measures both attentions at the exercise's two sizes (then cached)."""
+    measured = ex.check_peak_memory(peak_bytes)
+    out = capsys.readouterr().out
+    assert "Correct" in out and "predicted" in out and "measured" in out
+    assert set(measured) == set(ex.PEAK_CASES)
+    for (n, d), (naive, tiled) in measured.items():
+        assert naive == 4 * (3 * n * n + 2 * n * d + n)  # three n×n float32 matrices at the peak, exactly
+        assert 4 * (3 * n * d + n) < tiled < 1.2 * 4 * (3 * n * d + n)  # n×d tensors plus a few tiles
+
+
+def test_measured_peak_grows_quadratically_naive_and_linearly_tiled():
+    # a tiled run twice as long holds about twice as much; a naive one about four times as much
+    (naive_1, tiled_1), (naive_2, tiled_2) = ex.measured_peak_bytes(512, 64), ex.measured_peak_bytes(1024, 64)
+    assert 3.8 < naive_2 / naive_1 < 4.0 and 1.6 < tiled_2 / tiled_1 < 2.0
+    with pytest.raises(ValueError, match="n, d: expected positive ints"):
+        ex.measured_peak_bytes(0, 64)
+
+
+STUDENT_PEAK = {
+    "two n×n matrices (S and P": lambda n, d: peak_bytes(n, d, n_by_n=2),
+    "four n×n matrices": lambda n, d: peak_bytes(n, d, n_by_n=4),
+    "one n×n matrix": lambda n, d: peak_bytes(n, d, n_by_n=1),
+    "counts only the output and lse": lambda n, d: (peak_bytes(n, d)[0], 4 * (n * d + n)),
+    "the tiled peak is as large as the naive one": lambda n, d: (peak_bytes(n, d)[0],) * 2,
+    "in floats, not bytes": lambda n, d: peak_bytes(n, d, bytes_per_value=1),
+    "2 bytes per value": lambda n, d: peak_bytes(n, d, bytes_per_value=2),
+}
+
+
+@pytest.mark.parametrize("words", list(STUDENT_PEAK))
+def test_each_peak_memory_mistake_is_named(words):
+    _named(ex.check_peak_memory, STUDENT_PEAK[words], words)
+
+
+def test_every_peak_memory_mistake_has_a_student_version():
+    assert {d for d in ex.PEAK_MISTAKES for words in STUDENT_PEAK if words in d} == set(ex.PEAK_MISTAKES)
+
+
+def test_an_unwritten_peak_prediction_is_reported():
+    def stub(n, d):
+        raise NotImplementedError
+
+    with pytest.raises(ExerciseError, match="not written yet"):
+        ex.check_peak_memory(stub)

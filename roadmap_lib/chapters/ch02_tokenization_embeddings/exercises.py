@@ -3,12 +3,16 @@
 Each ``check_*`` builds its own cases and expected answers (written out by hand, or taken from the
 chapter's trained tokenizer), so the notebook's namespace holds no reference a student could call,
 and declares the usual wrong answers in plain words as small wrong functions: when an answer returns
-what one of them returns, the message names that mistake.
+what one of them returns, the message names that mistake. Exercise 02.5 is a "predict, then
+measure" exercise: its check compares predicted token counts with the counts the chapter's tokenizer
+gives, and names the tempting wrong predictions.
 """
 
 from __future__ import annotations
 
 import math
+
+import regex
 
 from roadmap_lib.exercises import check_equal, check_function
 
@@ -148,3 +152,38 @@ def check_bits_per_char(fn) -> None:
     """Exercise 02.4: ``fn(nll_nats, n_chars)`` is the bits per character."""
     check_function(fn, [((math.log(2) * 100, 100), 1.0), ((693.147, 250), 4.0)], atol=1e-3,
                    mistakes=BITS_PER_CHAR_MISTAKES)
+
+
+# ---- exercise 02.5: what numbers and unseen scripts cost, predicted then measured -----------------
+
+#: Texts made of digits, single spaces, one ASCII full stop and characters that the Jargon File never
+#: uses (Cyrillic, Chinese, an emoji, Devanagari), in an order where each declared mistake fails
+#: first on a case that tells it apart.
+TOKEN_TEXTS = ("1983", "Привет", "中文", "🎉", "3.14159", "12345 67890", "2026 年", "नमस्ते")
+
+
+TOKEN_COUNT_MISTAKES = {
+    "a run of digits is counted as one token: this tokenizer cuts every digit into its own token":
+        lambda text: len(regex.findall(r"\d+", text)) + sum(len(c.encode()) for c in text if not c.isdigit()),
+    "one token per character: a character the tokenizer never saw has no token of its own and is "
+    "spelled as its UTF-8 bytes, one token each (there is no <unk>)":
+        lambda text: len(text),
+    "every non-ASCII character is counted as 2 bytes: UTF-8 uses 2 bytes for Cyrillic, 3 for "
+    "Chinese and Devanagari, 4 for an emoji":
+        lambda text: sum(1 if ord(c) < 128 else 2 for c in text),
+    "every non-ASCII character is counted as 3 bytes: UTF-8 uses 2 for Cyrillic and 4 for an emoji":
+        lambda text: sum(1 if ord(c) < 128 else 3 for c in text),
+}
+
+
+def check_token_counts(fn, tokenizer) -> None:
+    """Exercise 02.5: ``fn(text)`` predicts how many tokens ``tokenizer`` (the chapter's byte-level
+    BPE with split digits) gives each of :data:`TOKEN_TEXTS`; compared exactly with
+    ``len(tokenizer.encode(text))``, then printed side by side."""
+    if not hasattr(tokenizer, "encode"):
+        raise TypeError(f"tokenizer: expected a tokenizer with encode(text), got {type(tokenizer).__name__}")
+    measured = {text: len(tokenizer.encode(text)) for text in TOKEN_TEXTS}
+    check_function(fn, [((text,), float(n)) for text, n in measured.items()], name="predict_tokens",
+                   atol=0, rtol=0, mistakes=TOKEN_COUNT_MISTAKES)
+    for text, n in measured.items():
+        print(f"{text!r:<15} predicted {fn(text):>3}   measured {n:>3}")

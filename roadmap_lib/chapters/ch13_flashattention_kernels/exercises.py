@@ -3,18 +3,22 @@
 Each ``check_*`` builds its own cases and reference answers (plain PyTorch attention, autograd, the
 chapter's traffic count), so the notebook's namespace holds no reference a student could call, and
 declares the usual wrong answers in plain words as small wrong functions: when an answer returns
-what one of them returns, the message names that mistake. Everything here runs in float64 on the
-CPU and needs no Triton.
+what one of them returns, the message names that mistake. Everything here runs on the CPU and needs
+no Triton. Exercise 13.5 is a "predict, then measure" exercise: its check compares a prediction with
+the peak memory it measures, and names the tempting wrong predictions.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from roadmap_lib.chapters.ch13_flashattention_kernels.io_complexity import flash_attention_traffic
 from roadmap_lib.exercises import check_function
+from roadmap_lib.kernels.reference import naive_attention, tiled_attention_forward
+from roadmap_lib.measure import peak_memory
 
 # ---- exercise 13.1: the causal early exit ---------------------------------------------------------
 
@@ -162,3 +166,85 @@ def check_causal_kv_reads(fn) -> None:
         t = flash_attention_traffic(1, 1, n, n, d, block_m=bm, block_n=bn, causal=True, bytes_per_element=1)
         cases.append(((n, d, bm, bn), float(t.reads - n * d)))  # minus the Q reads
     check_function(fn, cases, atol=0.5, rtol=0, mistakes=CAUSAL_KV_READS_MISTAKES)
+
+
+# ---- exercise 13.5: peak memory of naive and tiled attention, predicted then measured ------------
+
+#: The tile sizes of the measured tiled forward, stated in the exercise.
+PEAK_BLOCK = 64
+#: (n, d) of the measured cases: large enough that the tile-sized scratch of the tiled forward is a
+#: small part of its peak (about 11-13% at these sizes, inside the stated 20% tolerance).
+PEAK_CASES = ((1024, 64), (1536, 32))
+#: A prediction within this fraction of the measured bytes passes (stated in the exercise).
+PEAK_RTOL = 0.2
+
+
+@functools.lru_cache(maxsize=8)
+def measured_peak_bytes(n: int, d: int, *, seed: int = 0) -> tuple[int, int]:
+    """Peak bytes of the tensors that ``naive_attention`` and ``tiled_attention_forward`` (blocks of
+    ``PEAK_BLOCK``) allocate beyond their inputs, for one head of length ``n``, float32, not causal.
+
+    Measured with :func:`roadmap_lib.measure.peak_memory`, which sees every tensor an operator
+    returns. The inputs are made inside the measured call (so a view of them is never counted as
+    a new allocation) and their bytes are then taken off: they are alive for the whole call. The
+    count is deterministic, so a second call with the same arguments returns the first result.
+    """
+    if not all(isinstance(x, int) and x > 0 for x in (n, d)):
+        raise ValueError(f"n, d: expected positive ints, got n={n!r}, d={d!r}")
+    inputs = 3 * n * d * 4
+
+    def run(attention):
+        g = torch.Generator().manual_seed(seed)
+        q, k, v = (torch.randn(1, 1, n, d, generator=g) for _ in range(3))
+        attention(q, k, v)
+
+    naive = peak_memory(lambda: run(naive_attention)) - inputs
+    tiled = peak_memory(lambda: run(lambda q, k, v: tiled_attention_forward(
+        q, k, v, block_m=PEAK_BLOCK, block_n=PEAK_BLOCK))) - inputs
+    return naive, tiled
+
+
+def _naive_floats(n, d, score_matrices=3):
+    return score_matrices * n * n + 2 * n * d + n
+
+
+def _tiled_floats(n, d, kv_copies=True):
+    return (3 if kv_copies else 1) * n * d + n
+
+
+PEAK_MISTAKES = {
+    "the naive peak holds two n×n matrices (S and P, the textbook count): the eager code holds three "
+    "at once, s, s − lse and exp(s − lse), while exp runs":
+        lambda n, d: (4 * _naive_floats(n, d, 2), 4 * _tiled_floats(n, d)),
+    "the naive peak holds four n×n matrices: the unscaled q kᵀ is freed once `* scale` has made s, "
+    "before the three of the softmax exist":
+        lambda n, d: (4 * _naive_floats(n, d, 4), 4 * _tiled_floats(n, d)),
+    "the naive peak holds one n×n matrix: every elementwise step of the softmax makes a new one":
+        lambda n, d: (4 * _naive_floats(n, d, 1), 4 * _tiled_floats(n, d)),
+    "the tiled peak counts only the output and lse: `_expand_kv` (repeat_interleave) copies K and V "
+    "as well, even with nothing to expand":
+        lambda n, d: (4 * _naive_floats(n, d), 4 * _tiled_floats(n, d, kv_copies=False)),
+    "the tiled peak is as large as the naive one: tiling never allocates an n×n matrix, only tiles":
+        lambda n, d: (4 * _naive_floats(n, d), 4 * _naive_floats(n, d)),
+    "the answer is in floats, not bytes (float32: 4 bytes each)":
+        lambda n, d: (_naive_floats(n, d), _tiled_floats(n, d)),
+    "2 bytes per value: the inputs here are float32, 4 bytes each":
+        lambda n, d: (2 * _naive_floats(n, d), 2 * _tiled_floats(n, d)),
+}
+
+
+def check_peak_memory(fn) -> dict[tuple[int, int], tuple[int, int]]:
+    """Exercise 13.5: ``fn(n, d)`` -> ``(naive_bytes, tiled_bytes)``, the predicted peak bytes that
+    ``naive_attention`` and ``tiled_attention_forward`` (blocks of 64) allocate beyond their inputs
+    for one head, float32, not causal; compared with :func:`measured_peak_bytes` within 20%.
+    Prints both and returns the measurements, ``{(n, d): (naive_bytes, tiled_bytes)}``."""
+    measured = {nd: measured_peak_bytes(*nd) for nd in PEAK_CASES}
+    cases = [(nd, tuple(float(b) for b in measured[nd])) for nd in PEAK_CASES]
+    check_function(fn, cases, name="predict_peak_bytes", outputs=("naive bytes", "tiled bytes"), atol=0,
+                   rtol=PEAK_RTOL, mistakes=PEAK_MISTAKES)
+    print(f"{'n':>5} {'d':>3} {'':>6} {'predicted':>11} {'measured':>11}")
+    for (n, d), (naive, tiled) in measured.items():
+        got = fn(n, d)
+        for label, p, m in (("naive", got[0], naive), ("tiled", got[1], tiled)):
+            print(f"{n:>5} {d:>3} {label:>6} {float(p):>11,.0f} {m:>11,}")
+    return measured

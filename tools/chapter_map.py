@@ -71,7 +71,7 @@ CHAPTERS: dict[str, tuple[str, str, int, tuple[str, ...]]] = {
     "19": ("alignment", "Alignment", 8, ("04", "07", "18")),
     "20": ("responsible_ai", "Responsible AI", 8, ("06", "07", "16", "18", "19")),
     "21": ("evaluation", "Evaluation", 9, ("05", "07", "14", "15")),
-    "22": ("applications", "Applications", 10, ("05", "06", "10", "21")),
+    "22": ("applications", "Applications", 10, ("05", "06", "07", "10", "21")),
     "23": ("long_context_rag", "Long context & RAG", 10, ("03", "04", "07", "13")),
     "24": ("multimodal", "Multimodal", 11, ("02", "04", "06")),
     "25": ("multilingual_economics_frontiers", "Multilingual,\neconomics, frontiers", 11, ("02", "07", "09", "11", "15", "18")),

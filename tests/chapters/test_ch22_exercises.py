@@ -181,3 +181,127 @@ def test_corpus_bleu_library_call_is_refused():
 
     with pytest.raises(ExerciseError, match="calls the library's own `bleu_from_statistics`"):
         X.check_corpus_bleu(lambda stats: bleu_from_statistics(stats.sum(0).tolist()).score)
+
+
+def _student_rrf(start=1, use_k=True, rank_sum=False):
+    def fuse(rankings, k):
+        score = {}
+        for ranking in rankings:
+            for i, doc in enumerate(ranking):
+                rank = i + start
+                if rank_sum:
+                    score[doc] = score.get(doc, 0) - rank  # higher is better: minus the summed rank
+                else:
+                    score[doc] = score.get(doc, 0) + 1 / ((k if use_k else 0) + rank)
+        return [d for d, _ in sorted(score.items(), key=lambda kv: kv[1], reverse=True)]
+    return fuse
+
+
+def test_rrf_reference_passes():
+    X.check_rrf(_student_rrf())
+
+
+@pytest.mark.parametrize("student, words", [
+    (_student_rrf(start=0), "ranks are counted from 0"),
+    (_student_rrf(use_k=False), "constant k is missing"),
+    (_student_rrf(rank_sum=True), "sum of ranks"),
+])
+def test_rrf_mistakes_are_named(student, words):
+    with pytest.raises(ExerciseError, match=f"likely mistake: .*{words}"):
+        X.check_rrf(student)
+
+
+def test_rrf_unrelated_wrong_answer_fails_without_a_diagnosis():
+    with pytest.raises(ExerciseError) as err:
+        X.check_rrf(lambda rankings, k: sorted({d for r in rankings for d in r}))
+    assert "likely mistake" not in str(err.value)
+
+
+def test_rrf_library_call_is_refused():
+    from roadmap_lib.retrieval import rrf
+
+    with pytest.raises(ExerciseError, match="calls the library's own `rrf`"):
+        X.check_rrf(lambda rankings, k: rrf(rankings, k))
+
+
+def _student_rouge_l(kind="f", contiguous=False, any_order=False):
+    def rouge_l(target, pred):
+        if any_order:
+            from collections import Counter
+            hits = sum((Counter(target) & Counter(pred)).values())
+        elif contiguous:
+            hits = max([n for i in range(len(target)) for j in range(len(pred))
+                        for n in [next((k for k in range(min(len(target) - i, len(pred) - j) + 1)
+                                        if k == min(len(target) - i, len(pred) - j) or target[i + k] != pred[j + k]))]]
+                       or [0])
+        else:  # the LCS by memoised recursion (the notebook's solution fills a table)
+            from functools import lru_cache
+
+            @lru_cache(maxsize=None)
+            def lcs(i, j):
+                if i == len(target) or j == len(pred):
+                    return 0
+                return lcs(i + 1, j + 1) + 1 if target[i] == pred[j] else max(lcs(i + 1, j), lcs(i, j + 1))
+            hits = lcs(0, 0)
+        if hits == 0:
+            return 0.0
+        p, r = hits / len(pred), hits / len(target)
+        return {"p": p, "r": r, "f": 2 * p * r / (p + r)}[kind]
+    return rouge_l
+
+
+def test_rouge_l_reference_passes():
+    X.check_rouge_l(_student_rouge_l())
+
+
+@pytest.mark.parametrize("student, words", [
+    (_student_rouge_l(kind="r"), "recall"),
+    (_student_rouge_l(kind="p"), "precision"),
+    (_student_rouge_l(contiguous=True), "substring"),
+    (_student_rouge_l(any_order=True), "ROUGE-1"),
+])
+def test_rouge_l_mistakes_are_named(student, words):
+    with pytest.raises(ExerciseError, match=f"likely mistake: .*{words}"):
+        X.check_rouge_l(student)
+
+
+def test_rouge_l_library_call_is_refused():
+    from roadmap_lib.metrics import rouge
+
+    with pytest.raises(ExerciseError, match="calls the library's own `rouge`"):
+        X.check_rouge_l(lambda t, p: rouge(" ".join(t), " ".join(p), ("rougeL",))["rougeL"].fmeasure)
+
+
+def _student_mask(shift=True, marker=False, newline=True, everything=False):
+    def counted(text):
+        flags, in_turn = [], False
+        for i, c in enumerate(text):
+            line_start = i == 0 or text[i - 1] == "\n"
+            if line_start:
+                in_turn = text.startswith("a:", i)
+            at_marker = in_turn and (line_start or (i >= 1 and text[i - 1] == "a" and (i < 2 or text[i - 2] == "\n")))
+            ok = everything or (in_turn and (marker or not at_marker) and (newline or c != "\n"))
+            flags.append(ok)
+        return flags[1:] if shift else flags[:-1]
+    return counted
+
+
+def test_mask_reference_passes():
+    X.check_assistant_mask(_student_mask())
+
+
+@pytest.mark.parametrize("student, words", [
+    (_student_mask(shift=False), "not shifted"),
+    (_student_mask(marker=True), "marker is counted"),
+    (_student_mask(newline=False), "newline that ends"),
+    (_student_mask(everything=True), "every character is counted"),
+])
+def test_mask_mistakes_are_named(student, words):
+    with pytest.raises(ExerciseError, match=f"likely mistake: .*{words}"):
+        X.check_assistant_mask(student)
+
+
+def test_mask_unrelated_wrong_answer_fails_without_a_diagnosis():
+    with pytest.raises(ExerciseError) as err:
+        X.check_assistant_mask(lambda text: [c != " " for c in text[1:]])
+    assert "likely mistake" not in str(err.value)

@@ -11,6 +11,15 @@ its span F1.
 ``python -m roadmap_lib build 22-qa`` fine-tunes the same BERT with a start/end span head on the
 chapter's generated questions (3 seeds) and records each seed's test EM/F1 and predicted spans;
 ``verify`` re-scores the spans and repeats a 60-step run of seed 0.
+
+``python -m roadmap_lib build 22-summarise`` embeds every source sentence of the summarisation
+examples with the frozen word BERT (about half a minute) and fits the sentence scorers on 3
+train/test splits (:func:`.summarise.run_study`); ``verify`` re-scores the stored picks and repeats
+split 0.
+
+``python -m roadmap_lib build 22-dialogue`` fine-tunes the zoo character GPT on templated
+exchanges with the loss on the assistant's turns only (3 seeds, :func:`.dialogue.run_study`) and
+records every test answer; ``verify`` re-scores them and repeats seed 0.
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ from pathlib import Path
 import torch
 
 from roadmap_lib.chapters.ch22_applications import experiments as E
+from roadmap_lib.chapters.ch22_applications import dialogue as DL
 from roadmap_lib.chapters.ch22_applications import extractive_qa as Q
+from roadmap_lib.chapters.ch22_applications import summarise as S
 from roadmap_lib.fileio import atomic_write_text
 from roadmap_lib.measure import cpu_threads
 from roadmap_lib.zoo import Artifact, check
@@ -121,10 +132,99 @@ def _verify_qa(root: Path):
     return checks
 
 
+SUM_NAME = "22-summarise"
+SUM_RESULTS = "22_summarise.json"
+#: a re-run fits the same deterministic regression on the same float64 features; another CPU's
+#: rounding may flip a near-tied pick, each worth about 1/263 of one example's ROUGE-L
+SUM_TOL = 0.002
+
+
+def _build_sum(root: Path) -> None:
+    with cpu_threads(1):
+        start = time.perf_counter()
+        study = S.run_study()
+        seconds = time.perf_counter() - start
+    info = {"name": SUM_NAME, "description": "chapter 22: extractive summarisation of Jargon File entries (target: "
+            "the definition sentence; source: the rest); per train/test split, the test examples, each trained "
+            "scorer's chosen sentence and every system's mean ROUGE-L F1", **study, "seconds": round(seconds, 1),
+            "command": f"python -m roadmap_lib build {SUM_NAME}", "torch": torch.__version__}
+    atomic_write_text(root / SUM_RESULTS, json.dumps(info) + "\n")
+
+
+def summarise_results(root: Path | None = None) -> dict:
+    from roadmap_lib import DATA_DIR
+    return json.loads(((root or DATA_DIR) / SUM_RESULTS).read_text(encoding="utf-8"))
+
+
+def _verify_sum(root: Path):
+    """Re-score every split's stored picks (exact), and repeat split 0 (within ``SUM_TOL``)."""
+    from roadmap_lib.chapters.ch22_applications.retrieve import corpus
+
+    info = summarise_results(root)
+    exs = S.examples(corpus())
+    checks = [check("summarisation examples", len(exs), info["n_examples"], 0)]
+    for seed, run in info["seeds"].items():
+        test = [exs[i] for i in run["test"]]
+        for system in S.SYSTEMS:
+            got = S.scores(test, system, run["picks"].get(system)).mean().item()
+            checks.append(check(f"{system} ROUGE-L, split {seed} (re-scored)", got, run["rougeL"][system], 1e-9))
+    with cpu_threads(1):
+        again = S.run_study((0,))["seeds"]["0"]["rougeL"]
+    for system in ("position + length", "BERT scorer"):
+        checks.append(check(f"{system} ROUGE-L, split 0 (refitted)", again[system],
+                            info["seeds"]["0"]["rougeL"][system], SUM_TOL))
+    return checks
+
+
+DLG_NAME = "22-dialogue"
+DLG_RESULTS = "22_dialogue.json"
+#: a re-run repeats the same seeded steps; another CPU's rounding may change a few greedy answers
+DLG_TOL = 0.02
+
+
+def _build_dialogue(root: Path) -> None:
+    with cpu_threads(1):
+        start = time.perf_counter()
+        study = DL.run_study()
+        seconds = time.perf_counter() - start
+    info = {"name": DLG_NAME, "description": "chapter 22: the zoo character GPT fine-tuned on templated 3-turn "
+            "exchanges, loss on assistant turns only, 3 seeds; every test exchange's assistant turns (teacher-forced, "
+            "greedy), and the untuned model's", **study, "seconds": round(seconds, 1),
+            "command": f"python -m roadmap_lib build {DLG_NAME}", "torch": torch.__version__}
+    atomic_write_text(root / DLG_RESULTS, json.dumps(info) + "\n")
+
+
+def dialogue_results(root: Path | None = None) -> dict:
+    from roadmap_lib import DATA_DIR
+    return json.loads(((root or DATA_DIR) / DLG_RESULTS).read_text(encoding="utf-8"))
+
+
+def _verify_dialogue(root: Path):
+    """Re-score every seed's stored answers (exact), and repeat seed 0's fine-tuning (within ``DLG_TOL``)."""
+    info = dialogue_results(root)
+    _, test = DL.make_exchanges(0)
+    checks = [check("dialogue test exchanges", len(test), info["n_test"], 0)]
+    for seed, run in info["seeds"].items():
+        s = DL.turn_scores(run["answers"], test)
+        checks.append(check(f"turn accuracy, seed {seed} (re-scored)", s.mean().item(), run["turn_accuracy"], 1e-12))
+        checks.append(check(f"answer exact match, seed {seed} (re-scored)", s[:, 2].mean().item(), run["answer_em"], 1e-12))
+    with cpu_threads(1):
+        again = DL.run_study((0,), steps=info["recipe"]["steps"])["seeds"]["0"]
+    checks.append(check("answer exact match, seed 0 (retrained)", again["answer_em"], info["seeds"]["0"]["answer_em"],
+                        DLG_TOL))
+    return checks
+
+
 ARTIFACTS = [
     Artifact(NAME, "22", "the zoo word BERT fine-tuned on the intruder task as a sentence classifier and as a "
              "BIO tagger, 3 seeds, with test predictions", (RESULTS,), _build, _verify, needs=("bert-word-jargon",)),
     Artifact(QA_NAME, "22", "the zoo word BERT with a start/end span head fine-tuned on generated extractive "
              "questions (the translation task's English sentences), 3 seeds, with test spans", (QA_RESULTS,),
              _build_qa, _verify_qa, needs=("bert-word-jargon", "tasks")),
+    Artifact(SUM_NAME, "22", "extractive summarisation of Jargon File entries: sentence scorers (position, and the "
+             "frozen zoo word BERT) against lead-k, 3 train/test splits, with every test pick", (SUM_RESULTS,),
+             _build_sum, _verify_sum, needs=("bert-word-jargon",)),
+    Artifact(DLG_NAME, "22", "the zoo character GPT fine-tuned on templated multi-turn exchanges (loss on assistant "
+             "turns only), 3 seeds, with every test answer and the untuned model's", (DLG_RESULTS,),
+             _build_dialogue, _verify_dialogue, needs=("gpt-char-jargon",)),
 ]

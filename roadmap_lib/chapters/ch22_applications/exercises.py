@@ -225,3 +225,187 @@ def check_corpus_bleu(fn) -> None:
 
 
 __all__ += ["BLEU_MISTAKES", "SPAN_MISTAKES", "check_best_span", "check_corpus_bleu"]
+
+
+# ---- exercise 22.6: reciprocal rank fusion ---------------------------------------------------------
+
+def _fuse(rankings, k, *, from_zero=False, constant=True):
+    score = {}
+    for ranking in rankings:
+        for rank, doc in enumerate(ranking, start=0 if from_zero else 1):
+            score[doc] = score.get(doc, 0.0) + 1.0 / ((k if constant else 0) + rank)
+    return sorted(score, key=lambda d: -score[d])
+
+
+def _rank_sum(rankings, k):
+    total = {}
+    for ranking in rankings:
+        for rank, doc in enumerate(ranking, start=1):
+            total[doc] = total.get(doc, 0) + rank
+    return sorted(total, key=lambda d: total[d])
+
+
+def _no_ties(rankings, k) -> bool:
+    score = {}
+    for ranking in rankings:
+        for rank, doc in enumerate(ranking, start=1):
+            score[doc] = score.get(doc, 0.0) + 1.0 / (k + rank)
+    values = sorted(score.values())
+    return all(b - a > 1e-9 for a, b in zip(values, values[1:]))
+
+
+def _rrf_cases():
+    import random
+
+    hand = [
+        ([[3, 1, 2], [1, 2, 3, 4]], 60),  # 1 is near the top of both lists: first
+        ([[7, 8, 9, 4], [4, 9, 5]], 2),  # a small k lets one first place dominate
+        ([[5, 6], [6, 1], [1, 6, 5]], 3),
+        ([[0, 1, 2, 3, 4], [4, 3, 2]], 2),
+    ]
+    rng = random.Random(22)
+    while len(hand) < 10:
+        rankings = [rng.sample(range(12), rng.randint(3, 8)) for _ in range(rng.randint(2, 3))]
+        k = rng.choice((2, 5, 60))
+        if _no_ties(rankings, k):
+            hand.append((rankings, k))
+    assert all(_no_ties(r, k) for r, k in hand)
+    return [((r, k), _fuse(r, k)) for r, k in hand]
+
+
+RRF_MISTAKES = {
+    "ranks are counted from 0; RRF's ranks start at 1, so the best document scores 1 / (k + 1)":
+        lambda r, k: _fuse(r, k, from_zero=True),
+    "the constant k is missing: 1 / rank lets a single first place outweigh a document that is near "
+    "the top of every list":
+        lambda r, k: _fuse(r, k, constant=False),
+    "this sorts by the sum of ranks over the lists that contain a document; RRF sums 1 / (k + rank), "
+    "so a document missing from a list adds nothing instead of counting as good":
+        _rank_sum,
+}
+
+
+def check_rrf(fn) -> None:
+    """Exercise 22.6: ``fn(rankings, k) -> fused id list``, best first, every id that appears in a
+    ranking exactly once. Calling the library's :func:`~roadmap_lib.retrieval.rrf` is refused."""
+    from roadmap_lib.retrieval import rrf
+
+    check_equal(fn, _rrf_cases(), forbid=(rrf,), mistakes=RRF_MISTAKES)
+
+
+__all__ += ["RRF_MISTAKES", "check_rrf"]
+
+
+# ---- exercise 22.7: ROUGE-L from tokens -------------------------------------------------------------
+
+ROUGE_PAIRS = [  # (target tokens, prediction tokens)
+    ("the cat sat on the mat".split(), "the cat lay on a mat".split()),
+    ("a program that copies itself over a network".split(), "copies itself a network program".split()),
+    ("hack value is the reason".split(), "the reason is hack value".split()),
+    ("foo bar baz".split(), "qux quux".split()),
+    ("one two three four five".split(), "two four one three five".split()),
+]
+
+
+def _lcs(a, b) -> int:
+    t = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a)):
+        for j in range(len(b)):
+            t[i + 1][j + 1] = t[i][j] + 1 if a[i] == b[j] else max(t[i][j + 1], t[i + 1][j])
+    return t[-1][-1]
+
+
+def _substring(a, b) -> int:
+    best = 0
+    for i in range(len(a)):
+        for j in range(len(b)):
+            n = 0
+            while i + n < len(a) and j + n < len(b) and a[i + n] == b[j + n]:
+                n += 1
+            best = max(best, n)
+    return best
+
+
+def _overlap(a, b) -> int:
+    from collections import Counter
+    return sum((Counter(a) & Counter(b)).values())
+
+
+def _f_from(hits, target, pred, which="f"):
+    p, r = hits / len(pred), hits / len(target)
+    return {"p": p, "r": r, "f": 2 * p * r / (p + r) if hits else 0.0}[which]
+
+
+def _rouge_cases():
+    from roadmap_lib.metrics import rouge
+    return [((t, p), torch.tensor(rouge(" ".join(t), " ".join(p), ("rougeL",))["rougeL"].fmeasure)) for t, p in ROUGE_PAIRS]
+
+
+ROUGE_MISTAKES = {
+    "this is the recall (LCS / target length) alone; ROUGE-L F1 combines it with the precision":
+        lambda t, p: _f_from(_lcs(t, p), t, p, "r"),
+    "this is the precision (LCS / prediction length) alone; ROUGE-L F1 combines it with the recall":
+        lambda t, p: _f_from(_lcs(t, p), t, p, "p"),
+    "this counts the longest common *substring* (contiguous); ROUGE-L's LCS is a subsequence: "
+    "matching words in order, gaps allowed":
+        lambda t, p: _f_from(_substring(t, p), t, p),
+    "this counts shared words in any order (ROUGE-1); ROUGE-L counts only words that appear in the "
+    "same order in both":
+        lambda t, p: _f_from(_overlap(t, p), t, p),
+}
+
+
+def check_rouge_l(fn) -> None:
+    """Exercise 22.7: ``fn(target_tokens, prediction_tokens) -> ROUGE-L F1`` (a float in [0, 1]).
+    Calling the library's :func:`~roadmap_lib.metrics.rouge` is refused."""
+    from roadmap_lib.metrics import rouge
+
+    check_function(fn, _rouge_cases(), mistakes=ROUGE_MISTAKES, forbid=(rouge,), atol=1e-9, rtol=1e-9)
+
+
+# ---- exercise 22.8: which characters carry the loss in a dialogue ---------------------------------------
+
+def _counted(text, *, shifted=True, marker=False, newline=True, everything=False):
+    flags = []
+    for line in text.splitlines(keepends=True):
+        assistant = line.startswith("a:") or everything
+        for i, _ in enumerate(line):
+            is_marker = i < 2
+            is_newline = i == len(line) - 1 and line.endswith("\n")
+            flags.append(assistant and (marker or not is_marker or everything) and (newline or not is_newline))
+    return flags[1:] if shifted else flags[:-1]
+
+
+def _mask_cases():
+    from roadmap_lib.chapters.ch22_applications.dialogue import Exchange
+
+    texts = [Exchange("eve", "jazz", True, "name").text(), Exchange("bob", "tea", False, "thing").text(),
+             "u:hi\na:yo\n", "a:first\nu:then me\na:ok\n"]
+    return [((t,), _counted(t)) for t in texts]
+
+
+MASK_MISTAKES = {
+    "the flags are not shifted: position i predicts character i + 1, so flag i says whether "
+    "character i + 1 is an assistant character":
+        lambda t: _counted(t, shifted=False),
+    "the 'a:' marker is counted: it is part of the template (the prompt the user's side supplies), "
+    "not of the answer":
+        lambda t: _counted(t, marker=True),
+    "the newline that ends an assistant turn is not counted: without it the model never learns to "
+    "stop its turn":
+        lambda t: _counted(t, newline=False),
+    "every character is counted: that is plain language-model training, which also teaches the model "
+    "to write the user's turns":
+        lambda t: _counted(t, everything=True),
+}
+
+
+def check_assistant_mask(fn) -> None:
+    """Exercise 22.8: ``fn(text) -> list of len(text) - 1 bools``: flag ``i`` is True when the
+    target at position ``i`` (character ``i + 1``) is counted in the loss."""
+    from roadmap_lib.chapters.ch22_applications.dialogue import encode_with_targets
+
+    check_equal(fn, _mask_cases(), forbid=(encode_with_targets,), mistakes=MASK_MISTAKES)
+
+
+__all__ += ["MASK_MISTAKES", "ROUGE_MISTAKES", "check_assistant_mask", "check_rouge_l"]

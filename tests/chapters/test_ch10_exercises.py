@@ -101,3 +101,40 @@ def test_prefix_check_refuses_the_library_mask():
 
     with pytest.raises(ExerciseError, match="prefix_lm_mask"):
         ex.check_prefix_mask(lambda p, L: prefix_lm_mask(torch.tensor([p]), L)[0, 0])
+
+
+def response_targets(ids, prompt_len, first_too=False, keep_last_prompt=False, no_mask=False, unshifted=False):
+    """A student's loss mask for exercise 10.5, position by position, with the usual slips as switches."""
+    if unshifted:
+        return torch.tensor([-100 if t < prompt_len else int(ids[t]) for t in range(len(ids))])
+    out = []
+    for t in range(len(ids) - 1):
+        nxt = int(ids[t + 1])
+        cut = prompt_len if first_too else prompt_len - 2 if keep_last_prompt else prompt_len - 1
+        out.append(nxt if no_mask or t >= cut else -100)
+    return torch.tensor(out)
+
+
+def test_response_mask_right_answer_passes(capsys):
+    ex.check_response_targets(response_targets)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, named", [
+    (lambda ids, p: response_targets(ids, p, no_mask=True), "prompt is not masked"),
+    (lambda ids, p: response_targets(ids, p, first_too=True), "first response token is masked too"),
+    (lambda ids, p: response_targets(ids, p, keep_last_prompt=True), "last prompt token is still a target"),
+    (lambda ids, p: torch.where(response_targets(ids, p) == -100, ids[1:], -100), "mask is inverted"),
+    (lambda ids, p: response_targets(ids, p, unshifted=True), "targets are not shifted"),
+])
+def test_response_mask_mistakes_are_named(wrong, named):
+    with pytest.raises(ExerciseError, match="likely mistake") as err:
+        ex.check_response_targets(wrong)
+    assert named in str(err.value)
+
+
+def test_response_mask_check_refuses_the_library_function():
+    from roadmap_lib.chapters.ch10_pretraining_finetuning.instruct import mask_prompt_targets
+
+    with pytest.raises(ExerciseError, match="mask_prompt_targets"):
+        ex.check_response_targets(mask_prompt_targets)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from roadmap_lib.chapters.ch10_pretraining_finetuning.instruct import mask_prompt_targets
 from roadmap_lib.exercises import check_function, check_true
 from roadmap_lib.objectives import prefix_lm_mask
 from roadmap_lib.optim import Adafactor, optimizer_state_nbytes
@@ -143,3 +144,43 @@ def check_prefix_mask(fn) -> None:
     prefix LM whose first ``prefix_len`` positions are the prefix."""
     cases = [((p, L), prefix_lm_mask(torch.tensor([p]), L)[0, 0]) for p, L in ((3, 6), (1, 5), (0, 4), (5, 5), (2, 9))]
     check_function(fn, cases, mistakes=PREFIX_MASK_MISTAKES, forbid=[prefix_lm_mask])
+
+
+# ---- exercise 10.5: the loss mask of instruction tuning -------------------------------------------
+
+def _targets(ids, prompt_len, masked):
+    t = ids[1:].clone()
+    t[:masked] = -100
+    return t
+
+
+RESPONSE_MASK_MISTAKES = {
+    "the prompt is not masked: the loss also trains the model to write the instructions":
+        lambda ids, p: ids[1:].clone(),
+    "off by one: the first response token is masked too (-100 at prompt_len positions); the model is "
+    "never taught how to start its answer":
+        lambda ids, p: _targets(ids, p, p),
+    "off by one the other way: the last prompt token is still a target (-100 at prompt_len - 2 "
+    "positions only)":
+        lambda ids, p: _targets(ids, p, max(p - 2, 0)),
+    "the mask is inverted: the response carries -100 and the prompt carries the loss":
+        lambda ids, p: torch.where(torch.arange(len(ids) - 1) < p - 1, ids[1:], torch.full_like(ids[1:], -100)),
+    "the targets are not shifted: position t must predict the next token ids[t + 1], not ids[t] "
+    "(so there are len(ids) - 1 targets)":
+        lambda ids, p: torch.where(torch.arange(len(ids)) < p, torch.full_like(ids, -100), ids),
+}
+
+
+def check_response_targets(fn) -> None:
+    """Exercise 10.5: ``fn(ids, prompt_len)`` (int tensor (L,), prompt then response) -> int tensor
+    (L - 1,) of next-token targets with -100 wherever the next token is part of the prompt."""
+    g = torch.Generator().manual_seed(5)
+    cases = []
+    for L, p in ((6, 3), (9, 1), (7, 6), (12, 5), (4, 2)):
+        ids = torch.randint(0, 50, (L,), generator=g)
+        cases.append(((ids, p), mask_prompt_targets(ids, p)))
+    check_function(fn, cases, mistakes=RESPONSE_MASK_MISTAKES, forbid=[mask_prompt_targets], atol=0, rtol=0)
+    ids = torch.arange(10, 20)
+    scored = int((torch.as_tensor(fn(ids, 4)) != -100).sum())
+    check_true(scored == 6, fail=f"a 10-token row with a 4-token prompt must score its 6 response tokens, got {scored}",
+               success="only the response tokens carry loss: a 10-token row with a 4-token prompt scores 6 targets")

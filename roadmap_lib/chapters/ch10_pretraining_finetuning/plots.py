@@ -129,3 +129,39 @@ def plot_objective_masks(examples: dict[str, dict], axes=None):
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.yaxis.get_major_locator().set_params(integer=True)
     return axes
+
+
+def _condition_color(c: str) -> str:
+    return {"not tuned": "tab:gray", "one template": "tab:orange", "varied": "tab:blue"}.get(c, "tab:green")
+
+
+def _grouped_bars(ax, rows: list[dict], groups: list[str], value):
+    """Bars grouped by ``groups``, one bar per condition (mean of its rows ``value(row, group)``), its
+    seeds as dots."""
+    conditions = list(dict.fromkeys(r["condition"] for r in rows))
+    width = 0.8 / len(conditions)
+    for j, c in enumerate(conditions):
+        for i, g in enumerate(groups):
+            v = [value(r, g) for r in rows if r["condition"] == c]
+            x = i + (j - (len(conditions) - 1) / 2) * width
+            ax.bar(x, sum(v) / len(v), width, color=_condition_color(c), alpha=0.45, label=c if i == 0 else None)
+            ax.plot([x] * len(v), v, "o", color=_condition_color(c), ms=4)
+    ax.set_xticks(range(len(groups)), labels=list(groups))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_instruct(rows: list[dict], sets=("seen template", "held-out template", "held-out family"), ax=None):
+    """Exact match of each condition (bars: mean over seeds, dots: seeds) on each evaluation set."""
+    ax = _grouped_bars(_axes(ax, figsize=(6.5, 3.4)), rows, list(sets), lambda r, s: r["scores"][s]["exact"])
+    ax.set(ylabel="exact match (test words)", title="instruction tuning (bars: mean, dots: seeds)")
+    return ax
+
+
+def plot_instruct_by_family(rows: list[dict], eval_set: str, ax=None):
+    """Exact match per task family on one evaluation set, each condition a bar (mean) with its seeds."""
+    families = list(rows[0]["scores"][eval_set]["by_family"])
+    ax = _grouped_bars(_axes(ax, figsize=(6.5, 3.2)), rows, families,
+                       lambda r, f: r["scores"][eval_set]["by_family"][f])
+    ax.set(ylabel="exact match", ylim=(0, 1.02), title=f"by family: {eval_set}")
+    return ax

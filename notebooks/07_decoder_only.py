@@ -57,6 +57,7 @@ from roadmap_lib.chapters.ch07_decoder_only.analysis import (
 from roadmap_lib.chapters.ch07_decoder_only.exercises import (
     check_causal_lm_loss,
     check_gpt_num_params,
+    check_positions_processed,
     check_sample_next,
     check_top_p,
 )
@@ -579,3 +580,59 @@ def sample_next(logits, temperature, generator):
 
 # %%
 check_sample_next(sample_next)  # the same seeded draws as the reference
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-07-positions
+# :nonumber:
+# ```
+# **Exercise 07.5 (predict, then measure: the work of generating).** Section 3 generated with
+# `greedy(model, ids, n, context_length=...)`, which runs the whole (cropped) sequence through the
+# model again for every new token; with `use_cache=True` it feeds the prompt once and then only the
+# newest token, the past keys and values coming from a KV cache (chapter 04). Before the check
+# hooks a real model and counts, predict: write `positions_processed(prompt_len, new_tokens,
+# context_length, use_cache)`, the number of token positions the model takes in, summed over all
+# its forward calls, while `greedy` generates `new_tokens` tokens after a prompt of `prompt_len`.
+# (With a cache, the check keeps `prompt_len + new_tokens - 1` within the window.) Then guess
+# before you look: how many times less work does the cache do for 53 characters after a
+# 12-character prompt in our 64-character window? The check prints the measured ratio.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Write down the length of the input of each call: the first call sees the prompt; after each new
+# token the sequence is one longer, and without a cache `next_token_logits` keeps only the last
+# `context_length` of it. How many calls does it take to produce `new_tokens` tokens, and does the
+# token produced by the last call ever go back into the model? With a cache, what is each call's
+# input after the first?
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-07-positions
+# :class: dropdown
+# ```
+
+# %%
+def positions_processed(prompt_len, new_tokens, context_length, use_cache):
+    ### BEGIN SOLUTION
+    if use_cache:
+        return prompt_len + (new_tokens - 1)  # the prompt once, then one token per call
+    return sum(min(prompt_len + step, context_length) for step in range(new_tokens))
+    ### END SOLUTION
+
+
+# %% [markdown]
+# Without a cache the work per token grows with the sequence until the window is full and then
+# stays at `context_length` per token; the total is quadratic in the length while it fits. With a
+# cache every position goes through the model once. (The attention of each cached step still reads
+# all the stored keys: the cache saves the recomputation of the projections and feed-forward
+# layers for the past, not the attention itself.)
+#
+# ```{solution-end}
+# ```
+
+# %%
+check_positions_processed(positions_processed)  # against a forward hook counting what greedy() feeds a GPT

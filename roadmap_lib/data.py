@@ -56,7 +56,8 @@ class CharVocab(CharTokenizer):
 # that `python -m roadmap_lib build NAME` still reproduces the shipped file. Rebuilding one with the
 # fixed sampler removes it here.
 LEGACY_SAMPLER_ARTIFACTS = ("gpt-char-jargon", "gpt-char-draft", "gpt-char-distilled", "03-extrapolation",
-                            "scaling-sweep-jargon", "ch12-sweep", "16-peft-sweep", "17-continual")
+                            "04-activations", "scaling-sweep-jargon", "ch12-sweep", "16-peft-sweep",
+                            "17-continual", "23-long-context", "23-needle")
 
 
 class CharLMData:

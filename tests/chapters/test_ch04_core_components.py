@@ -114,3 +114,25 @@ def test_xavier_init_and_grad_norms_at_init():
         grad_norms_at_init(11, 8, get_batch, prenorm=False, n_layers=0, seed=0)
     ax = plot_grad_norms({"pre-norm": torch.tensor([a, a])})
     assert len(ax.lines) == 3
+
+
+def test_fast_path_models_compute_the_same_function():
+    """BitClassifier and BlockStackLM on attention_backend="sdpa", fused_ops=True (the chapter's
+    FAST settings) equal the written-out models with the same weights."""
+    fast = {"attention_backend": "sdpa", "fused_ops": True}
+    bits = torch.randint(0, 2, (8, 15), generator=torch.Generator().manual_seed(0))
+    for front in (None, "conv"):
+        torch.manual_seed(0)
+        slow_bits = BitClassifier(15, front=front).eval()
+        fast_bits = BitClassifier(15, front=front, **fast).eval()
+        fast_bits.load_state_dict(slow_bits.state_dict())
+        assert fast_bits.blocks[0].attn.config.backend == "sdpa" and fast_bits.blocks[0].ffn_norm.fused
+        assert torch.allclose(fast_bits(bits), slow_bits(bits), atol=1e-5)
+    for prenorm in (True, False):
+        torch.manual_seed(0)
+        slow_lm = BlockStackLM(20, 16, BlockConfig(d_model=32, n_heads=4, causal=True, prenorm=prenorm), 2).eval()
+        fast_lm = BlockStackLM(20, 16, BlockConfig(d_model=32, n_heads=4, causal=True, prenorm=prenorm, **fast), 2)
+        fast_lm.load_state_dict(slow_lm.state_dict())
+        assert not prenorm or fast_lm.norm.fused  # the final norm follows the blocks' setting
+        ids = torch.randint(0, 20, (3, 16), generator=torch.Generator().manual_seed(1))
+        assert torch.allclose(fast_lm.eval()(ids), slow_lm(ids), atol=1e-5)

@@ -104,3 +104,40 @@ def test_each_window_mask_mistake_is_named(fn, words):
     with pytest.raises(ExerciseError, match="likely mistake: .*" + words):
         ex.check_window_mask(fn)
     assert any(words in d for d in ex.WINDOW_MASK_MISTAKES)
+
+
+def student_flops(d, T, B, *, passes=3, flops_per_mac=2, attention=True, attention_per_token=True):
+    """A student's count, written out term by term: per-token multiply-adds of the weights and of
+    the two attention products, times FLOPs per multiply-add, times the passes (forward + backward)."""
+    weight_macs = 4 * d * d + 2 * d * (4 * d)
+    attention_macs = (2 * T * d if attention_per_token else 2 * d) if attention else 0
+    return B * T * flops_per_mac * passes * (weight_macs + attention_macs)
+
+
+def test_block_flops_right_answer_passes_and_the_measurement_is_the_counter(capsys):
+    ex.check_block_train_flops(student_flops)
+    assert "Correct" in capsys.readouterr().out
+    # the measurement is FlopCounterMode's: a bias-free block would count the same (biases add no
+    # matrix products), a longer sequence counts more than proportionally
+    assert ex.measured_block_train_flops(64, 32, 1) == student_flops(64, 32, 1)
+    assert ex.measured_block_train_flops(64, 64, 1) > 2 * ex.measured_block_train_flops(64, 32, 1)
+
+
+@pytest.mark.parametrize("fn, words", [
+    (lambda d, T, B: student_flops(d, T, B, passes=1), "only the forward pass is counted"),
+    (lambda d, T, B: student_flops(d, T, B, passes=2), "the backward pass is counted like the forward"),
+    (lambda d, T, B: student_flops(d, T, B, attention=False), "the attention matrix products are missing"),
+    (lambda d, T, B: student_flops(d, T, B, flops_per_mac=1), "multiply-adds, not FLOPs"),
+    (lambda d, T, B: student_flops(d, T, B, attention_per_token=False), "counted per sequence"),
+])
+def test_each_block_flops_mistake_is_named(fn, words):
+    with pytest.raises(ExerciseError, match="likely mistake: .*" + words):
+        ex.check_block_train_flops(fn)
+    assert any(words in d for d in ex.BLOCK_FLOPS_MISTAKES)
+
+
+def test_block_flops_measurement_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="d_model: expected a multiple of the 4 heads, got 30"):
+        ex.measured_block_train_flops(30, 8, 1)
+    with pytest.raises(ValueError, match="seq_len: expected a positive int, got 0"):
+        ex.measured_block_train_flops(32, 0, 1)

@@ -45,12 +45,25 @@ def sample(logits, t, gen, *, op="div", dim=-1, greedy=False, squeeze=True):
     return out.squeeze(1) if squeeze else out
 
 
+def student_positions(p, n, c, cache, *, window=True, growing=True, start=0, cached_calls=lambda n: n - 1):
+    """A student's count: the input length of every call, written out as a loop."""
+    if cache:
+        return p + cached_calls(n)
+    total, length = 0, p + start
+    for _ in range(n):
+        total += min(length, c) if window else length
+        if growing:
+            length += 1
+    return total
+
+
 def test_right_answers_pass(capsys):
     ex.check_causal_lm_loss(loss)
     ex.check_top_p(top_p)
     ex.check_gpt_num_params(params)
     ex.check_sample_next(sample)
-    assert capsys.readouterr().out.count("Correct") == 4
+    ex.check_positions_processed(student_positions)  # its cases, then the measured saving
+    assert capsys.readouterr().out.count("Correct") == 6
 
 
 STUDENTS = {
@@ -85,6 +98,14 @@ STUDENTS = {
         "the most likely token is taken (argmax)": lambda x, t, g: sample(x, t, g, greedy=True),
         "extra dimension is kept": lambda x, t, g: sample(x, t, g, squeeze=False),
     }),
+    ex.check_positions_processed: (ex.POSITIONS_MISTAKES, {
+        "the window is ignored": lambda p, n, c, cache: student_positions(p, n, c, cache, window=False),
+        "every call is counted as the prompt alone":
+            lambda p, n, c, cache: student_positions(p, n, c, cache, growing=False),
+        "off by one": lambda p, n, c, cache: student_positions(p, n, c, cache, start=1),
+        "the cache is ignored": lambda p, n, c, cache: student_positions(p, n, c, False),
+        "one call too many": lambda p, n, c, cache: student_positions(p, n, c, cache, cached_calls=lambda n: n),
+    }),
 }
 
 
@@ -102,3 +123,15 @@ def test_calling_the_library_filter_is_refused():
 
     with pytest.raises(ExerciseError, match="library's own `top_p_filter`"):
         ex.check_top_p(lambda x, p: top_p_filter(x, p))
+
+
+
+def test_measured_positions_follows_greedy_and_rejects_bad_input():
+    assert ex.measured_positions(4, 3, 16, False) == 4 + 5 + 6
+    assert ex.measured_positions(4, 3, 16, True) == 4 + 1 + 1
+    with pytest.raises(ValueError, match="prompt_len: expected at most context_length=8, got 9"):
+        ex.measured_positions(9, 1, 8, False)
+    with pytest.raises(ValueError, match="new_tokens: with use_cache=True"):
+        ex.measured_positions(8, 2, 8, True)
+    with pytest.raises(ValueError, match="new_tokens: expected a positive int, got 0"):
+        ex.measured_positions(2, 0, 8, False)

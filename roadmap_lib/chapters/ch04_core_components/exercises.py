@@ -8,12 +8,15 @@ implementations, the mistakes it names in plain words when an answer matches one
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from roadmap_lib.attention import sliding_window_mask
 from roadmap_lib.exercises import check_function, check_true
+from roadmap_lib.layers import BlockConfig, TransformerBlock
 
 # ---- exercise 04.1: causal attention -------------------------------------------------------------
 
@@ -143,3 +146,65 @@ def check_window_mask(fn) -> None:
         reach = (reach.float() @ fn(12, 3).float()).bool()
     check_true(int(reach.sum()) == 9, fail=f"expected 9 positions in reach, got {int(reach.sum())}",
                success="after 4 layers of window 3, the last position sees 1 + 4·2 = 9 positions")
+
+
+# ---- exercise 04.5: predict, then measure: the FLOPs of a training step through one block --------
+
+
+@lru_cache(maxsize=64)
+def measured_block_train_flops(d_model: int, seq_len: int, batch: int) -> int:
+    """What ``torch.utils.flop_counter.FlopCounterMode`` counts for one forward and one backward pass
+    through one pre-norm GPT-style :class:`~roadmap_lib.layers.TransformerBlock` (4 heads,
+    d_ff = 4·d_model, biases, causal, the written-out attention) on an input ``(batch, seq_len,
+    d_model)`` that requires a gradient, as it does inside a model. Built on the ``meta`` device:
+    shapes only, no memory and no arithmetic, so GPT-2-sized blocks cost nothing to count. Cached:
+    the same sizes are counted once."""
+    for name, value in (("d_model", d_model), ("seq_len", seq_len), ("batch", batch)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    if d_model % 4:
+        raise ValueError(f"d_model: expected a multiple of the 4 heads, got {d_model}")
+    cfg = BlockConfig(d_model=d_model, n_heads=4, d_ff=4 * d_model, causal=True)
+    with torch.device("meta"):
+        block = TransformerBlock(cfg)
+        x = torch.zeros(batch, seq_len, d_model, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        block(x).sum().backward()
+    return counter.get_total_flops()
+
+
+def _step(d, T, B, *, weights=72, attention=12, per_token_attention=True):
+    """FLOPs of a block's training step under a given (possibly wrong) accounting."""
+    attn = attention * T * d if per_token_attention else attention * d
+    return torch.tensor(B * T * weights * d * d + B * T * attn)
+
+
+BLOCK_FLOPS_MISTAKES = {
+    "only the forward pass is counted (2 FLOPs per weight per token): training also runs the "
+    "backward pass, which costs twice the forward":
+        lambda d, T, B: _step(d, T, B, weights=24, attention=4),
+    "the backward pass is counted like the forward: it computes the gradients for the inputs AND "
+    "for the weights, twice the forward's work":
+        lambda d, T, B: _step(d, T, B, weights=48, attention=8),
+    "the attention matrix products are missing: QKᵀ and the weights times V cost T·d multiply-adds "
+    "per token each, and they have no parameters":
+        lambda d, T, B: _step(d, T, B, attention=0),
+    "this counts multiply-adds, not FLOPs: a multiply-add is 2 FLOPs":
+        lambda d, T, B: _step(d, T, B, weights=36, attention=6),
+    "the attention term is counted per sequence as if it were per token: each of the T queries "
+    "meets T keys, so it grows like T² per sequence":
+        lambda d, T, B: _step(d, T, B, per_token_attention=False),
+}
+
+
+def check_block_train_flops(fn) -> None:
+    """Exercise 04.5: ``fn(d_model, seq_len, batch)`` predicts the FLOPs of one training step through
+    one block; each case is compared with :func:`measured_block_train_flops`."""
+    cases = [((d, T, B), torch.tensor(measured_block_train_flops(d, T, B)))
+             for d, T, B in [(32, 16, 2), (64, 128, 1), (128, 8, 3), (768, 1024, 1)]]
+    check_function(fn, cases, name="block_train_flops", mistakes=BLOCK_FLOPS_MISTAKES, rtol=0, atol=0.5)
+    short, long = measured_block_train_flops(768, 128, 1), measured_block_train_flops(768, 2048, 1)
+    check_true(long > 16 * short, fail=f"expected a 16 times longer sequence to cost more than 16 times "
+                                       f"as much, measured {long / short:.1f} times",
+               success=f"measured for a GPT-2-small block (d = 768): {long / short:.1f} times the FLOPs "
+                       f"for 16 times the tokens (T = 128 -> 2048): the T² attention term takes over")

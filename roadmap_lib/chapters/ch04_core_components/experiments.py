@@ -146,8 +146,8 @@ class BlockStackLM(nn.Module):
         self.pos = nn.Embedding(context, config.d_model)
         self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(n_layers))
         # a post-norm stack already ends with a norm; a pre-norm stack needs one before the head
-        self.norm = make_norm(config.norm, config.d_model, config.norm_eps) if config.prenorm \
-            else nn.Identity()
+        self.norm = make_norm(config.norm, config.d_model, config.norm_eps, fused=config.fused_ops) \
+            if config.prenorm else nn.Identity()
         self.head = nn.Linear(config.d_model, vocab_size)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
@@ -250,10 +250,13 @@ class BitClassifier(nn.Module):
     attention; ``front='gru'`` (an RNN+Transformer hybrid) runs a GRU over the bits first, so each
     position carries a summary of everything before it.
     Without positions and without a front end the model only sees the multiset of bits.
+    ``attention_backend`` and ``fused_ops`` go to the blocks' :class:`BlockConfig` ("sdpa" and
+    fused norms/activations compute the same function as the written-out "math" path, faster).
     """
 
     def __init__(self, n_bits: int, d_model: int = 32, n_layers: int = 2, n_heads: int = 4,
-                 front: str | None = None, positions: bool = True) -> None:
+                 front: str | None = None, positions: bool = True, attention_backend: str = "math",
+                 fused_ops: bool = False) -> None:
         super().__init__()
         if front not in (None, "conv", "gru"):
             raise ValueError(f"front: expected None, 'conv' or 'gru', got {front!r}")
@@ -261,7 +264,8 @@ class BitClassifier(nn.Module):
         self.pos = nn.Embedding(n_bits, d_model) if positions else None
         self.conv = nn.Conv1d(d_model, d_model, kernel_size=3, padding=1) if front == "conv" else None
         self.gru = nn.GRU(d_model, d_model, batch_first=True) if front == "gru" else None
-        cfg = BlockConfig(d_model=d_model, n_heads=n_heads, d_ff=2 * d_model)
+        cfg = BlockConfig(d_model=d_model, n_heads=n_heads, d_ff=2 * d_model,
+                          attention_backend=attention_backend, fused_ops=fused_ops)
         self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(n_layers))
         self.head = nn.Linear(d_model, 2)
 

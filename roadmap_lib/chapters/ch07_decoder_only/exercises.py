@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from roadmap_lib.exercises import check_function
-from roadmap_lib.generation import top_p_filter
+from roadmap_lib.exercises import check_function, check_true
+from roadmap_lib.generation import greedy, top_p_filter
 from roadmap_lib.models import GPT, GPTConfig
 
 # ---- exercise 07.1: the next-token loss ----------------------------------------------------------
@@ -156,3 +156,73 @@ def check_sample_next(fn) -> None:
         draw = torch.multinomial(torch.softmax(logits / t, -1), 1, generator=torch.Generator().manual_seed(seed))
         cases.append(((logits, t, seed), draw[:, 0]))
     check_function(with_seed, cases, name="sample_next", mistakes=SAMPLE_MISTAKES)
+
+
+# ---- exercise 07.5: predict, then measure: the work of generating, with and without a cache ------
+
+
+def measured_positions(prompt_len: int, new_tokens: int, context_length: int, use_cache: bool) -> int:
+    """How many token positions a GPT's forward passes take in, summed over every call, while
+    ``greedy(model, ids, new_tokens, context_length=context_length, use_cache=use_cache)`` generates
+    after a prompt of ``prompt_len`` tokens. Measured with a forward pre-hook on a small GPT with
+    random weights and that context length (the count does not depend on the weights)."""
+    for name, value in (("prompt_len", prompt_len), ("new_tokens", new_tokens),
+                        ("context_length", context_length)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    if prompt_len > context_length:
+        raise ValueError(f"prompt_len: expected at most context_length={context_length}, got {prompt_len}")
+    if use_cache and prompt_len + new_tokens - 1 > context_length:
+        raise ValueError(f"new_tokens: with use_cache=True the cache holds at most context_length="
+                         f"{context_length} positions, so prompt_len + new_tokens - 1 must fit; got "
+                         f"{prompt_len} + {new_tokens} - 1")
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, context_length=context_length, d_model=8, n_layers=1, n_heads=2)).eval()
+    seen: list[int] = []
+    hook = model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[1]))
+    try:
+        with torch.no_grad():
+            greedy(model, torch.zeros(1, prompt_len, dtype=torch.long), new_tokens,
+                   context_length=context_length, use_cache=use_cache)
+    finally:
+        hook.remove()
+    return sum(seen)
+
+
+def _positions(p, n, c, cache, *, crop=True, grow=True, first=0, cache_steps=None):
+    if cache:
+        return torch.tensor(p + (n - 1 if cache_steps is None else cache_steps(n)))
+    lengths = [(p + s if grow else p) for s in range(first, n + first)]
+    return torch.tensor(sum(min(x, c) if crop else x for x in lengths))
+
+
+POSITIONS_MISTAKES = {
+    "the window is ignored: without a cache each call feeds at most context_length tokens (the "
+    "input is cropped to its last context_length)":
+        lambda p, n, c, cache: _positions(p, n, c, cache, crop=False),
+    "every call is counted as the prompt alone: without a cache the input grows by one token "
+    "per generated token":
+        lambda p, n, c, cache: _positions(p, n, c, cache, grow=False),
+    "off by one: the calls see prompt_len, prompt_len + 1, ..., prompt_len + new_tokens - 1 tokens "
+    "(the first sees the prompt alone, and the last token generated is never fed back in)":
+        lambda p, n, c, cache: _positions(p, n, c, cache, first=1),
+    "the cache is ignored: with use_cache=True the prompt is fed once, then one token per call":
+        lambda p, n, c, cache: _positions(p, n, c, False),
+    "with a cache, one call too many: after the prompt's call, new_tokens - 1 calls of one token "
+    "each produce the rest":
+        lambda p, n, c, cache: _positions(p, n, c, cache, cache_steps=lambda n: n),
+}
+
+
+def check_positions_processed(fn) -> None:
+    """Exercise 07.5: ``fn(prompt_len, new_tokens, context_length, use_cache)`` predicts the positions
+    the model takes in while generating; each case is compared with :func:`measured_positions`."""
+    cases = [((p, n, c, cache), torch.tensor(measured_positions(p, n, c, cache)))
+             for p, n, c, cache in [(3, 4, 16, False), (5, 20, 8, False), (12, 40, 64, False),
+                                    (3, 4, 16, True), (12, 40, 64, True), (1, 1, 4, False)]]
+    check_function(fn, cases, name="positions_processed", mistakes=POSITIONS_MISTAKES, rtol=0, atol=0.5)
+    plain, cached = measured_positions(12, 53, 64, False), measured_positions(12, 53, 64, True)
+    check_true(plain > 10 * cached, fail=f"expected the cache to save at least 10x, measured {plain / cached:.1f}x",
+               success=f"measured: 53 characters after a 12-character prompt (filling the 64-character "
+                       f"window) take {plain:,} positions without a cache and {cached:,} with one, "
+                       f"{plain / cached:.0f} times fewer")

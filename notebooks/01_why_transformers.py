@@ -38,6 +38,7 @@ from ipywidgets import IntSlider, interact
 
 from roadmap_lib import set_seed
 from roadmap_lib.chapters.ch01_why_transformers.exercises import (
+    check_carried_numbers,
     check_chinchilla_optimal,
     check_memory_limited_accuracy,
     check_recall_target,
@@ -129,8 +130,9 @@ print(cfg)
 
 # %% [markdown]
 # Two models of about the same size: a 2-layer LSTM, and 2 pre-norm attention blocks with learned
-# positions (the block is PyTorch's `nn.TransformerEncoderLayer` here; chapter 4 writes one from
-# scratch). Both read the same symbols; the question "k back?" is an embedding added at the last
+# positions (the block is PyTorch's `nn.TransformerEncoderLayer` here, which trains with PyTorch's
+# fused attention kernel; chapter 4 writes one from scratch, and the explorer below asks the layer
+# for its attention weights). Both read the same symbols; the question "k back?" is an embedding added at the last
 # position, and the answer is read from the last position's output.
 
 # %%
@@ -201,17 +203,17 @@ assert acc_lstm[4:].mean() > 1 / cfg.vocab - 0.05, "...but not below chance"
 #
 # How long is the chain of operations that must run one after another? For the LSTM it is one state
 # update per position and layer; for attention it is one step per block, whatever the length.
-# We also time one training step (forward and backward, batch 32) on this CPU.
+# We also time one training step (forward and backward, batch 32; the median of 3) on this CPU.
 
 # %%
-lengths = [16, 32, 64, 128, 256]
+lengths = [16, 32, 64, 128]
 rows = []
 for L in lengths:
     c = RecallConfig(seq_len=L)
     set_seed(0)
     m_lstm, m_attn = LSTMRecall(c), AttentionRecall(c)
     rows.append((L, sequential_steps(m_lstm, L), sequential_steps(m_attn, L),
-                 time_per_step(m_lstm, c), time_per_step(m_attn, c)))
+                 time_per_step(m_lstm, c, repeats=3), time_per_step(m_attn, c, repeats=3)))
 print(f"{'length':>6} {'LSTM steps':>11} {'attn steps':>11} {'LSTM ms':>9} {'attn ms':>9}")
 for L, s_l, s_a, t_l, t_a in rows:
     print(f"{L:>6} {s_l:>11} {s_a:>11} {t_l * 1e3:>9.1f} {t_a * 1e3:>9.1f}")
@@ -475,13 +477,69 @@ def chinchilla_optimal(compute):
 check_chinchilla_optimal(chinchilla_optimal)  # Chinchilla's and GPT-3's budgets among the cases
 
 # %% [markdown]
+# ```{exercise-start}
+# :label: ex-01-carry
+# :nonumber:
+# ```
+# **Exercise 01.4 (predict, then measure: what reaches the question).** When the question arrives at
+# the last position, how many numbers can each model read about the earlier symbols? For the LSTM,
+# count the state it hands from one step to the next (after the last step, in every layer); for the
+# attention model, count the keys and values its attention layers read (every position, every
+# block). Both models have the chapter's sizes (`cfg`: width 64, 2 layers). *Before the check runs
+# the models and counts*, write your numbers for sequences of 32 and of 256 symbols in
+# `predict_carried`, as `{"lstm": {32: ..., 256: ...}, "attention": {32: ..., 256: ...}}`.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# `nn.LSTM` returns `(h_n, c_n)` besides its outputs: what are their shapes? For attention, one key
+# vector and one value vector of width `d_model` exist for every position, in each block. Which of
+# the two counts depends on the length?
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-01-carry
+# :class: dropdown
+# ```
+
+# %%
+def predict_carried():
+    """Your prediction: {"lstm": {32: ..., 256: ...}, "attention": {32: ..., 256: ...}}."""
+    ### BEGIN SOLUTION
+    d, layers = cfg.d_model, cfg.n_layers
+    lstm_state = 2 * layers * d  # h and c in every layer, whatever the length
+    return {"lstm": {32: lstm_state, 256: lstm_state},
+            "attention": {n: 2 * layers * n * d for n in (32, 256)}}  # a key and a value per position and block
+    ### END SOLUTION
+
+
+predicted_carried = predict_carried()
+
+# %% [markdown]
+# The LSTM's 256 numbers are the same at every length: that is the first wall. The attention
+# model's keys and values grow with the length, 8,192 numbers at 32 symbols, 65,536 at 256; it
+# pays for that reach with the $L^2$ scores. (The LSTM trained above used its 256 numbers to recall
+# about two symbols, 6 bits: a state is not a memory until training makes it one.)
+#
+# ```{solution-end}
+# ```
+
+# %%
+check_carried_numbers(predicted_carried)  # runs both models at lengths 32 and 256 and counts
+
+# %% [markdown]
 # ## Summary
 #
 # - Recurrence funnels all memory through one state and processes positions one after another; the
 #   experiment showed the first wall directly: after equal training, the LSTM recalls about two
 #   steps back, the attention model every distance.
 # - Self-attention makes every pair of positions one step apart and the positions of a layer
-#   independent, at a cost quadratic in length.
+#   independent, at a cost quadratic in length; what the last position can read grows with the
+#   length (a key and a value per position and block), where the LSTM hands on a state of fixed
+#   size (Exercise 01.4 counts both).
 # - The models built on it grew a thousandfold in size in four years, then learned to spend compute
 #   on data as much as on parameters.
 #

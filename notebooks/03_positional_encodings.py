@@ -49,6 +49,13 @@ from transformers.models.t5.modeling_t5 import T5Attention
 
 from roadmap_lib import set_seed
 from roadmap_lib.attention import AttentionConfig, MultiHeadAttention, scaled_dot_product_attention
+from roadmap_lib.chapters.ch03_positional_encodings.exercises import (
+    check_alibi_far_share,
+    check_alibi_slopes,
+    check_ntk_base,
+    check_rope_interleaved,
+    check_sinusoidal,
+)
 from roadmap_lib.chapters.ch03_positional_encodings.extrapolation import (
     ROWS,
     ExperimentConfig,
@@ -67,12 +74,6 @@ from roadmap_lib.chapters.ch03_positional_encodings.plots import (
     plot_t5_buckets,
 )
 from roadmap_lib.data import CharLMData
-from roadmap_lib.chapters.ch03_positional_encodings.exercises import (
-    check_alibi_slopes,
-    check_ntk_base,
-    check_rope_interleaved,
-    check_sinusoidal,
-)
 from roadmap_lib.exercises import check_close
 from roadmap_lib.longcontext import (
     bin_mean,
@@ -788,6 +789,59 @@ _b = ntk_base(10000.0, 64, 8.0)
 _slow = lambda b: b ** (-62 / 64)
 check_close(_slow(10000.0) / _slow(_b), 8.0, name="how many times slower the slowest pair turns", rtol=1e-6)
 
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-03-alibi-far
+# :nonumber:
+# ```
+# **Exercise 03.5 (predict, then measure: how far ALiBi looks).** The ALiBi model trained above has
+# 4 heads, with slopes $2^{-2}, 2^{-4}, 2^{-6}, 2^{-8}$. Take the query at position 255 of a
+# 256-character window and suppose its content tells it nothing: every raw score $q \cdot k$ is the
+# same, so only ALiBi's bias $-m_h\,(i - j)$ shapes the softmax. *Before the check runs the
+# attention and measures*, predict for each head the share of this query's attention that falls on
+# keys 64 or more positions back (outside the last 64 characters, the window `cut_context_loss`
+# kept). Return the 4 shares, head 1 first, from `predict_far_share`.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# With equal raw scores, the weight on the key at distance $\delta$ is proportional to
+# $e^{-m\delta}$ for $\delta = 0, \dots, 255$: the share is a ratio of two sums of a geometric
+# sequence (or of two `sum`s in Python). Which head's sum barely decays over 256 positions?
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-03-alibi-far
+# :class: dropdown
+# ```
+
+# %%
+def predict_far_share():
+    """Your prediction: 4 shares, head 1 first."""
+    ### BEGIN SOLUTION
+    weights = [[math.exp(-m * d) for d in range(256)] for m in (2**-2, 2**-4, 2**-6, 2**-8)]
+    return [sum(w[64:]) / sum(w) for w in weights]
+    ### END SOLUTION
+
+
+predicted_far_share = predict_far_share()
+
+# %% [markdown]
+# The steep heads look only at the last few characters, but the gentlest one would put about two
+# thirds of its attention outside the last 64 if the content said nothing. Yet the section *A flat
+# loss, but what does the model read?* found that cutting those characters off does not raise the
+# trained model's loss: what the model learned to put into $q \cdot k$, not the bias, decides how
+# far it reads.
+#
+# ```{solution-end}
+# ```
+
+# %%
+check_alibi_far_share(predicted_far_share)  # runs causal attention with ALiBi's bias and measures
+
 
 # %% [markdown]
 # ## Summary
@@ -799,6 +853,7 @@ check_close(_slow(10000.0) / _slow(_b), 8.0, name="how many times slower the slo
 # - Trained on 64 characters and read at 128 and 256: learned positions cannot, sinusoidal ones
 #   break, RoPE bends at 2× and breaks at 4× (NTK scaling mends much of it, interpolation without
 #   fine-tuning does not), and the distance-based schemes stay flat; for ALiBi, flat because nothing
-#   more than 64 characters back changes its loss.
+#   more than 64 characters back changes its loss, although its bias alone would let its gentlest
+#   head spread most of its attention there (Exercise 03.5 measures how much).
 #
 # Chapter 4 builds the attention layer these schemes plug into.

@@ -49,6 +49,7 @@ from roadmap_lib import set_seed
 from roadmap_lib.chapters.ch06_encoder_only.exercises import (
     check_distillation_loss,
     check_f1,
+    check_mlm_shares,
     check_token_labels,
 )
 from roadmap_lib.chapters.ch06_encoder_only.finetune import (
@@ -81,6 +82,7 @@ from roadmap_lib.chapters.ch06_encoder_only.study import (
     bootstrap_token_f1,
     curve,
     encoder_mlm_loss,
+    fast_path,
     flag_above,
     flag_top,
     results,
@@ -145,8 +147,14 @@ assert 0.09 < share["unchanged"] < 0.13  # 10 % kept, plus random picks that hit
 # validation and test splits of the tasks below, so nothing we score later was read during
 # pretraining. Its recorded validation loss is reproduced here and compared with the best a model
 # can do without context: always predicting the corpus word frequencies (the unigram baseline).
+#
+# From here on the chapter scores with the encoder on PyTorch's fused kernels (`fast_path`:
+# attention through `F.scaled_dot_product_attention`, every LayerNorm and GELU as one kernel). They
+# compute the same functions as the written-out layers of chapter 04, to float rounding (the tests
+# check it), only faster; nothing here looks inside the attention.
 
 # %%
+fast_path(model)
 counts = torch.bincount(ids[words], minlength=len(vocab)).float()
 unigram = counts / counts.sum()
 unigram_loss = -(unigram[ids[words]].log()).mean().item()
@@ -239,13 +247,17 @@ assert rank < 3
 # The sweep over 200, 700, 2,000 and 5,600 labelled sentences, three seeds each, took about 22
 # CPU-minutes and is read from `data/06_finetune.json`. We re-run one of its cells live, the tagger
 # on 2,000 labelled sentences with seed 0 from the pretrained encoder, and compare it with the
-# recorded run and with the three recorded scratch taggers of the same size:
+# recorded run and with the three recorded scratch taggers of the same size. The live run trains
+# with fused norms and activations (`fused_ops=True`) but keeps the written-out attention: fused
+# kernels draw no random numbers, so it is the recorded run up to float rounding, whereas the fused
+# attention would draw other attention-dropout masks and make it a different run.
 
 # %%
 study = results()
 LIVE_N = 2000
 live = {}
-live["pretrained"], teacher = run_one("token", "pretrained", LIVE_N, encoder_model=model, vocab=vocab)
+live["pretrained"], teacher = run_one("token", "pretrained", LIVE_N, encoder_model=model, vocab=vocab, fused_ops=True)
+fast_path(teacher)  # from here on the tagger only scores
 recorded = {start: [r["f1"] for r in study["runs"] if (r["kind"], r["start"], r["n_train"]) == ("token", start, LIVE_N)]
             for start in ("pretrained", "scratch")}
 recorded_seed = next(r["f1"] for r in study["runs"] if (r["kind"], r["start"], r["n_train"], r["seed"])
@@ -387,17 +399,18 @@ assert located - 0.1 < located_after < located - 0.02 and located_after > locate
 # about what). In miniature: the teacher is the pretrained tagger just trained (2 layers); the
 # student has 1 layer, initialised from the teacher's embeddings and first layer, as DistilBERT
 # does. One student is fine-tuned on the labels alone; a second, identical one with $\alpha = 0.5$,
-# $T = 2$, for 300 steps each on the same 2,000 sentences.
+# $T = 2$, for 300 steps each on the same 2,000 sentences (with fused norms and activations, like
+# the live tagger above).
 
 # %%
 train_set = TaskData(vocab, TASK, "train", limit=LIVE_N)
 student_config = BertConfig(**{**model.config.to_dict(), "n_layers": 1})
 students = {}
 for name, t in (("student alone", None), ("student distilled", teacher)):
-    student = make_model("token", student_config, None, seed=0)
+    student = fast_path(make_model("token", student_config, None, seed=0), attention=False)
     student.load_state_dict({k: v for k, v in teacher.state_dict().items() if not k.startswith("bert.blocks.1.")})
     finetune(student, train_set, "token", steps=300, lr=RECIPE["lr"], teacher=t)
-    students[name] = scores(student, test_set, "token")["f1"]
+    students[name] = scores(fast_path(student), test_set, "token")["f1"]
 sizes = {"teacher": count_parameters(teacher), "student": count_parameters(student)}
 print(sizes, {"teacher": round(live["pretrained"]["f1"], 3), **{k: round(v, 3) for k, v in students.items()}})
 plot_results({"test F1 of 'changed'": {"teacher (2 layers)": live["pretrained"]["f1"], **students}},
@@ -443,9 +456,10 @@ def explore(text):
 # %% [markdown]
 # ## Summary
 #
-# - BERT pretrains an encoder by hiding 15 % of the words and predicting them from both sides; our
-#   2-layer word-level BERT ends 1.5 nats below the unigram baseline after 8,000 steps, and its
-#   curve shows where a small corpus stops it.
+# - BERT pretrains an encoder by hiding 15 % of the words and predicting them from both sides; a
+#   tenth of those stay as they are, so fewer words are corrupted than are scored (Exercise 06.4
+#   measures both shares). Our 2-layer word-level BERT ends 1.5 nats below the unigram baseline
+#   after 8,000 steps, and its curve shows where a small corpus stops it.
 # - Without any labels, the masked LM's surprise finds about half of the intruders in a sentence.
 # - Fine-tuned with a fresh head, the pretrained encoder nearly doubles the token-labelling F1 of
 #   a same-size model trained from scratch, worth about eight times the labelled data, while
@@ -582,3 +596,55 @@ def my_distillation_loss(student_logits, teacher_logits, labels, T, alpha):
 
 # %%
 check_distillation_loss(my_distillation_loss)
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-06-mlm-shares
+# :nonumber:
+# ```
+# **Exercise 06.4 (predict, then measure: what the masked LM sees).** Section 1 masked the
+# pretraining sentences once with BERT's rule. *Before the check masks them again (a fresh draw)
+# and counts*, predict two shares of the **words** (not counting `[CLS]`, `[SEP]` or padding; the
+# vocabulary has 3,005 tokens): `"loss"`, the share of words that carry the masked-LM loss, and
+# `"changed"`, the share of words whose input token differs from the original (what the encoder
+# actually sees corrupted). Return them from `predict_mlm_shares` as `{"loss": ..., "changed": ...}`.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{admonition} Hint
+# :class: dropdown
+# Follow one word through the rule: with what probability is it chosen, and then what happens to it
+# in each of the three cases? A random replacement can draw the word itself.
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-06-mlm-shares
+# :class: dropdown
+# ```
+
+# %%
+def predict_mlm_shares():
+    """Your prediction: {"loss": share of words, "changed": share of words}."""
+    ### BEGIN SOLUTION
+    chosen = 0.15
+    changed = chosen * (0.8 + 0.1 * (1 - 1 / 3005))  # [MASK], or a random word that is not the word itself
+    return {"loss": chosen, "changed": changed}
+    ### END SOLUTION
+
+
+predicted_mlm_shares = predict_mlm_shares()
+
+# %% [markdown]
+# The loss is taken on every chosen word, but fewer words than that are corrupted: a tenth of the
+# chosen words (and the rare random draw of the word itself) reach the encoder unchanged, and it is
+# still asked for them. That is the point of the 10 % kept: the model cannot assume that a word it
+# can read needs no thought, so every position's representation must be ready to predict its own
+# word. The check prints the measured shares.
+#
+# ```{solution-end}
+# ```
+
+# %%
+check_mlm_shares(predicted_mlm_shares, ids, len(vocab))  # masks section 1's sentences afresh and counts

@@ -7,6 +7,7 @@ import re
 
 import pytest
 import torch
+from mistake_tables import assert_every_mistake_has_a_student, assert_named
 
 from roadmap_lib.chapters.ch01_why_transformers import exercises as ex
 from roadmap_lib.exercises import ExerciseError
@@ -92,3 +93,50 @@ def test_unwritten_and_unrecognised_answers_get_the_general_messages():
     with pytest.raises(ExerciseError, match=r"chinchilla_optimal.*: N: .*differ") as info:
         ex.check_chinchilla_optimal(lambda c: ((c / 100) ** 0.5, 20 * (c / 120) ** 0.5))
     assert "likely mistake" not in str(info.value)
+
+
+# ---- exercise 01.4: predict, then measure ---------------------------------------------------------
+
+
+RIGHT_CARRY = {"lstm": {32: 256, 256: 256}, "attention": {32: 8192, 256: 65536}}
+
+STUDENT_CARRY = {  # predictions a student might write, each making one declared mistake
+    "a cell state c as well as its hidden state h": {"lstm": {32: 128, 256: 128},
+                                                      "attention": {32: 8192, 256: 65536}},
+    "the same size at every length": {"lstm": {32: 256, 256: 2048}, "attention": {32: 8192, 256: 65536}},
+    "grows with the length": {"lstm": {32: 256, 256: 256}, "attention": {32: 8192, 256: 8192}},
+    "in every block (not one block)": {"lstm": {32: 256, 256: 256}, "attention": {32: 4096, 256: 32768}},
+    "not bytes": {"lstm": {32: 1024, 256: 1024}, "attention": {32: 32768, 256: 262144}},
+}
+
+
+def test_the_right_carry_prediction_passes(capsys):
+    ex.check_carried_numbers(RIGHT_CARRY)
+    assert "LSTM carries 256 numbers" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("words", list(STUDENT_CARRY))
+def test_each_carry_mistake_is_named(words):
+    assert_named(ex.check_carried_numbers, words, STUDENT_CARRY[words])  # a prediction, not a function
+
+
+def test_every_declared_carry_mistake_has_a_student_version():
+    assert_every_mistake_has_a_student({"carry": (ex.CARRY_MISTAKES, STUDENT_CARRY)})
+
+
+def test_a_prediction_of_the_wrong_shape_or_a_near_miss_is_refused():
+    with pytest.raises(ExerciseError, match="should be"):
+        ex.check_carried_numbers({"lstm": 256, "attention": 8192})
+    near = {"lstm": {32: 256, 256: 256}, "attention": {32: 8000, 256: 65536}}
+    with pytest.raises(ExerciseError, match="length 32") as info:
+        ex.check_carried_numbers(near)
+    assert "likely mistake" not in str(info.value)
+
+
+def test_the_measurement_counts_what_the_models_hold():
+    """Hand-derived: the LSTM's (h, c) are 2 x layers x width at any length; attention reads a key and
+    a value of the width per position and block."""
+    for cfg in (ex.RecallConfig(seq_len=10, d_model=8, n_layers=3, n_heads=2), ex.RecallConfig(seq_len=5)):
+        got = ex.measure_carried_numbers(cfg)
+        assert got == {"lstm": 2 * cfg.n_layers * cfg.d_model,
+                       "attention": 2 * cfg.n_layers * cfg.seq_len * cfg.d_model}

@@ -1,8 +1,11 @@
 """Chapter 03's exercise checks: the reference answers pass, and every declared mistake, written as
 a student would, is named in the check's message."""
 
+import math
+
 import pytest
 import torch
+from mistake_tables import assert_every_mistake_has_a_student, assert_named
 
 from roadmap_lib.chapters.ch03_positional_encodings import exercises as E
 from roadmap_lib.exercises import ExerciseError
@@ -81,3 +84,58 @@ def test_calling_the_library_is_refused():
 
     with pytest.raises(ExerciseError):
         E.check_sinusoidal(lambda n, d: sinusoidal_encoding(n, d))
+
+
+# ---- exercise 03.5: predict, then measure how far ALiBi looks --------------------------------------
+
+
+def _far_share(slope, length=256, window=64):
+    """A student's arithmetic: softmax of -slope·distance over the 256 keys, summed beyond the window."""
+    w = [math.exp(-slope * d) for d in range(length)]
+    return sum(w[window:]) / sum(w)
+
+
+RIGHT_FAR = [_far_share(m) for m in (2**-2, 2**-4, 2**-6, 2**-8)]
+
+STUDENT_FAR = {  # predictions a student might write, each making one declared mistake
+    "not percentages": [100 * x for x in RIGHT_FAR],
+    "does not cut them off": [0.0, 0.0, 0.0, 0.0],
+    "every key would get the same weight": [0.75, 0.75, 0.75, 0.75],
+    "the slopes run the other way": RIGHT_FAR[::-1],
+}
+
+
+def test_the_right_far_prediction_passes(capsys):
+    E.check_alibi_far_share(RIGHT_FAR)
+    E.check_alibi_far_share(torch.tensor(RIGHT_FAR))
+    assert "head 4 0.650" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("words", list(STUDENT_FAR))
+def test_each_far_mistake_is_named(words):
+    assert_named(E.check_alibi_far_share, words, STUDENT_FAR[words])  # a prediction, not a function
+
+
+def test_every_declared_far_mistake_has_a_student_version():
+    assert_every_mistake_has_a_student({"far": (E.ALIBI_FAR_MISTAKES, STUDENT_FAR)})
+
+
+def test_a_malformed_or_near_miss_far_prediction_is_refused():
+    for bad in ("0.5", [0.1, 0.2], [float("nan")] * 4, [-0.1, 0.0, 0.3, 0.6]):
+        with pytest.raises(ExerciseError, match="4 "):
+            E.check_alibi_far_share(bad)
+    near = RIGHT_FAR[:3] + [0.6]  # head 4 off by 0.05, no declared mistake
+    with pytest.raises(ExerciseError, match="head 4") as info:
+        E.check_alibi_far_share(near)
+    assert "likely mistake" not in str(info.value)
+
+
+def test_the_far_share_measurement_agrees_with_a_hand_count():
+    """Two heads, 6 keys, window 2: the last query's weights are softmax(-m·d), d = 5..0; the far keys
+    are d >= 2, hand-summed."""
+    got = E.measure_alibi_far_share(2, 6, 2)
+    for h, m in enumerate((2**-4, 2**-8)):
+        w = [math.exp(-m * d) for d in range(6)]
+        assert abs(got[h].item() - sum(w[2:]) / sum(w)) < 1e-6
+    with pytest.raises(ValueError, match="window"):
+        E.measure_alibi_far_share(4, 8, 8)

@@ -200,3 +200,31 @@ def test_encoder_mlm_loss_reads_the_recorded_evaluation_and_sees_a_moved_encoder
     moved = {k: v + 0.05 * torch.randn_like(v) for k, v in model.bert.state_dict().items()}
     assert encoder_mlm_loss(model, vocab, record, moved) > own + 0.05
     assert torch.equal(next(model.parameters()), next(be.load()[0].parameters()))  # the model is not touched
+
+
+def test_fast_path_gives_the_same_scores_with_fused_kernels():
+    """fast_path switches attention to "sdpa" and the norms and GELU to single kernels: the masked-LM
+    logits (with padding) and the surprise scores agree with the written-out path to float rounding."""
+    import copy
+
+    from roadmap_lib import layers
+    from roadmap_lib.chapters.ch06_encoder_only import study as bs
+    from roadmap_lib.models.bert import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    slow = BertForMaskedLM(BertConfig(vocab_size=50, context_length=12, d_model=32, n_layers=2, n_heads=4)).eval()
+    fast = bs.fast_path(copy.deepcopy(slow))
+    assert all(m.config.backend == "sdpa" for m in fast.modules() if type(m).__name__ == "MultiHeadAttention")
+    assert all(m.fused for m in fast.modules() if isinstance(m, layers.LayerNorm))
+    assert all(m.act is layers.FUSED_ACTIVATIONS["gelu"] for m in fast.modules() if isinstance(m, layers.FeedForward))
+    ids = torch.randint(5, 50, (3, 12))
+    ids[1, 7:] = be.PAD
+    with torch.no_grad():
+        want, got = slow(ids, attention_mask=ids != be.PAD), fast(ids, attention_mask=ids != be.PAD)
+    assert torch.allclose(got, want, atol=1e-5)
+
+    model, vocab, _ = be.load()
+    data = bf.TaskData(vocab, "intruder", "test", limit=6)
+    want = bs.surprise_scores(model, data)
+    got = bs.surprise_scores(bs.fast_path(copy.deepcopy(model)), data)
+    assert torch.allclose(got, want, atol=1e-4, equal_nan=True)

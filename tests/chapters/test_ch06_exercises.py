@@ -9,9 +9,11 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from mistake_tables import assert_every_mistake_has_a_student, assert_named
 
 from roadmap_lib.chapters.ch06_encoder_only import exercises as ex
 from roadmap_lib.chapters.ch06_encoder_only.finetune import token_labels
+from roadmap_lib.chapters.ch06_encoder_only.pretrain import CLS, PAD, SEP
 from roadmap_lib.exercises import ExerciseError
 from roadmap_lib.metrics import token_f1
 from roadmap_lib.objectives import distillation_loss
@@ -136,3 +138,62 @@ def test_an_unwritten_answer_is_reported():
     for check in (ex.check_token_labels, ex.check_f1, ex.check_distillation_loss):
         with pytest.raises(ExerciseError, match="not written yet"):
             check(stub)
+
+
+# ---- exercise 06.4: predict, then measure the masked LM's shares -----------------------------------
+
+
+def _sentences(n=4000, vocab=3005, seed=0):
+    """Synthetic batch shaped like the pretraining data: [CLS] words [SEP] padding, 32 tokens."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.full((n, 32), PAD)
+    lengths = torch.randint(5, 30, (n,), generator=g)
+    for i, n_words in enumerate(lengths.tolist()):
+        ids[i, 0], ids[i, n_words + 1] = CLS, SEP
+        ids[i, 1:n_words + 1] = torch.randint(5, vocab, (n_words,), generator=g)
+    return ids
+
+
+IDS = _sentences()
+RIGHT_SHARES = {"loss": 0.15, "changed": 0.15 * (0.8 + 0.1 * (1 - 1 / 3005))}
+
+STUDENT_SHARES = {  # predictions a student might write, each making one declared mistake
+    "not percentages": {"loss": 15.0, "changed": 13.5},
+    "not only on the [MASK]ed ones": {"loss": 0.12, "changed": 0.135},
+    "keep their own word": {"loss": 0.15, "changed": 0.15},
+    "are changed too": {"loss": 0.15, "changed": 0.12},
+    "not of the 15 % chosen ones": {"loss": 1.0, "changed": 0.9},
+}
+
+
+def test_the_right_share_prediction_passes(capsys):
+    ex.check_mlm_shares(RIGHT_SHARES, IDS, 3005)
+    assert "carry the loss" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("words", list(STUDENT_SHARES))
+def test_each_share_mistake_is_named(words):
+    assert_named(lambda p: ex.check_mlm_shares(p, IDS, 3005), words, STUDENT_SHARES[words])
+
+
+def test_every_declared_share_mistake_has_a_student_version():
+    assert_every_mistake_has_a_student({"shares": (ex.MLM_SHARE_MISTAKES, STUDENT_SHARES)})
+
+
+def test_a_malformed_or_far_share_prediction_is_refused():
+    for bad in (0.15, {"loss": 0.15}, {"loss": "0.15", "changed": 0.13}, {"loss": -0.1, "changed": 0.1}):
+        with pytest.raises(ExerciseError, match="should be"):
+            ex.check_mlm_shares(bad, IDS, 3005)
+    with pytest.raises(ExerciseError, match='"changed"') as info:
+        ex.check_mlm_shares({"loss": 0.15, "changed": 0.145}, IDS, 3005)
+    assert "likely mistake" not in str(info.value)
+
+
+def test_the_share_measurement_counts_words_only():
+    """The shares are fractions of the words: on the synthetic batch they land on BERT's rule, and a
+    batch with a single word gives a share of 0 or 1 (the specials are never counted)."""
+    got = ex.measure_mlm_shares(IDS, 3005)
+    assert abs(got["loss"] - 0.15) < 0.005 and abs(got["changed"] - RIGHT_SHARES["changed"]) < 0.005
+    only_specials = torch.tensor([[CLS, SEP, PAD, PAD], [CLS, 7, SEP, PAD]])
+    got = ex.measure_mlm_shares(only_specials, 3005)
+    assert got["loss"] in (0.0, 1.0) and got["changed"] in (0.0, 1.0) and got["changed"] <= got["loss"]

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import torch
 
-from roadmap_lib.chapters.ch01_why_transformers.recall import RecallConfig, make_recall_batch
+from roadmap_lib.chapters.ch01_why_transformers.recall import (
+    AttentionRecall,
+    LSTMRecall,
+    RecallConfig,
+    make_recall_batch,
+)
 from roadmap_lib.chapters.ch01_why_transformers.timeline import load_timeline
-from roadmap_lib.exercises import _ok, check_function
+from roadmap_lib.exercises import ExerciseError, _ok, check_close, check_function
 
 # ---- exercise 01.1: the recall task's answer key -------------------------------------------------
 
@@ -110,3 +115,86 @@ def check_chinchilla_optimal(fn) -> None:
     n3, d3 = (float(x) for x in fn(budgets[1]))
     _ok(f"Chinchilla's budget gives back {n / 1e9:.0f}B parameters on {d / 1e12:.1f}T tokens; GPT-3's "
         f"budget gives {n3 / 1e9:.1f}B parameters on {d3 / 1e12:.2f}T tokens.")
+
+
+# ---- exercise 01.4: predict, then measure: what reaches the question -----------------------------
+
+#: The sequence lengths the prediction is made for.
+CARRY_LENGTHS = (32, 256)
+
+
+@torch.no_grad()
+def measure_carried_numbers(cfg: RecallConfig) -> dict[str, int]:
+    """How many numbers per sequence each model can read, at the last position, about the earlier
+    ones, measured by running the models on one batch of length ``cfg.seq_len``.
+
+    LSTM: the state it hands from step to step, read off what ``nn.LSTM`` returns after the last
+    step (``h`` and ``c`` of every layer). Attention: the inputs its attention layers turn into keys
+    and values, caught by a hook on every block's ``self_attn`` (one key and one value per position
+    and block).
+    """
+    symbols, distance, _ = make_recall_batch(2, cfg, generator=torch.Generator().manual_seed(0))
+    lstm = LSTMRecall(cfg).eval()
+    _, (h, c) = lstm.lstm(lstm.embed(symbols, distance))
+    carried_lstm = h[:, 0].numel() + c[:, 0].numel()  # (layers, batch, d): one sequence's share
+
+    attn = AttentionRecall(cfg).eval()
+    seen = []
+
+    def catch(module, args, kwargs):
+        _, key, value = (list(args) + [kwargs.get(n) for n in ("query", "key", "value")][len(args):])[:3]
+        seen.append(key[0].numel() + value[0].numel())  # batch-first (batch, seq, d): one sequence
+
+    hooks = [layer.self_attn.register_forward_pre_hook(catch, with_kwargs=True) for layer in attn.blocks.layers]
+    try:
+        attn.train()  # the training path calls self_attn on every block (the inference fast path may not)
+        attn(symbols, distance)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {"lstm": int(carried_lstm), "attention": int(sum(seen))}
+
+
+def _carry_mistakes(cfg: RecallConfig) -> dict:
+    """``description -> predicate(prediction)``: a prediction that makes the mistake satisfies it."""
+    d, layers = cfg.d_model, cfg.n_layers
+    short, long = CARRY_LENGTHS
+    return {
+        "the LSTM hands on a cell state c as well as its hidden state h, in each of its layers: count "
+        "both, in every layer":
+            lambda p: p["lstm"][short] in (d, layers * d),
+        "the LSTM's state has the same size at every length: it does not grow with the sequence, and that "
+        "fixed size is the bottleneck":
+            lambda p: p["lstm"][short] != p["lstm"][long],
+        "attention keeps a key and a value for every position, so what it can read grows with the length":
+            lambda p: p["attention"][short] == p["attention"][long],
+        "count a key and a value (not one of them), for every position, in every block (not one block)":
+            lambda p: any(p["attention"][n] in (n * d, layers * n * d) for n in CARRY_LENGTHS),
+        "these are counts of numbers, not bytes: a float32 takes 4 bytes, but the question asks for numbers":
+            lambda p: p["lstm"][short] == 4 * 2 * layers * d or p["attention"][short] == 4 * 2 * layers * short * d,
+    }
+
+
+#: The mistakes exercise 01.4 names, for the chapter's model sizes.
+CARRY_MISTAKES = _carry_mistakes(RecallConfig())
+
+
+def check_carried_numbers(prediction) -> None:
+    """Exercise 01.4: ``prediction`` is ``{"lstm": {32: n, 256: n}, "attention": {32: n, 256: n}}``,
+    compared with :func:`measure_carried_numbers` at each length of :data:`CARRY_LENGTHS` (with the
+    chapter's model sizes)."""
+    shape = '{"lstm": {32: ..., 256: ...}, "attention": {32: ..., 256: ...}}'
+    if not isinstance(prediction, dict) or set(prediction) != {"lstm", "attention"} or any(
+            not isinstance(prediction[m], dict) or set(prediction[m]) != set(CARRY_LENGTHS) for m in prediction):
+        raise ExerciseError(f"the prediction should be {shape}, got {prediction!r}")
+    measured = {n: measure_carried_numbers(RecallConfig(seq_len=n)) for n in CARRY_LENGTHS}
+    for words, makes_it in CARRY_MISTAKES.items():
+        if makes_it(prediction):
+            raise ExerciseError(f"likely mistake: {words}. Your prediction: {prediction}; measured: "
+                                f"{ {m: {n: measured[n][m] for n in CARRY_LENGTHS} for m in prediction} }")
+    for model in ("lstm", "attention"):
+        for n in CARRY_LENGTHS:
+            check_close(prediction[model][n], measured[n][model], name=f"numbers the {model} model carries at length {n}",
+                        atol=0.5, rtol=0)
+    _ok(f"measured: the LSTM carries {measured[32]['lstm']} numbers at both lengths; attention "
+        f"{measured[32]['attention']:,} at length 32 and {measured[256]['attention']:,} at 256.")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from roadmap_lib.exercises import check_function
-from roadmap_lib.positional import alibi_slopes, sinusoidal_encoding
+from roadmap_lib.attention import scaled_dot_product_attention
+from roadmap_lib.exercises import ExerciseError, _ok, check_close, check_function
+from roadmap_lib.positional import alibi_bias, alibi_slopes, sinusoidal_encoding
 from roadmap_lib.rope import RoPEConfig, apply_rope, ntk_scaled_base, rope_cos_sin
 
 # ---- exercise 03.1: the sinusoidal table ---------------------------------------------------------
@@ -159,3 +160,58 @@ def check_ntk_base(fn) -> None:
     cases = [((b, d, s), ntk_scaled_base(b, d, s)) for b, d, s in
              ((10000.0, 64, 8.0), (10000.0, 128, 4.0), (500000.0, 16, 2.0))]
     check_function(fn, cases, name="ntk_base", rtol=1e-9, mistakes=NTK_MISTAKES, forbid=[ntk_scaled_base])
+
+
+# ---- exercise 03.5: predict, then measure: how far ALiBi looks ------------------------------------
+
+
+@torch.no_grad()
+def measure_alibi_far_share(n_heads: int = 4, length: int = 256, window: int = 64) -> torch.Tensor:
+    """Share of the last query's attention, per head, on keys ``window`` or more positions back,
+    when every query-key score before the bias is the same (q = k = 0): measured by running causal
+    attention with ALiBi's bias (the chapter's PosLM calls the same function with the same bias),
+    with a value of 1 at those far keys and 0 elsewhere. Shape ``(n_heads,)``."""
+    if not 0 < window < length:
+        raise ValueError(f"window: expected 0 < window < length={length}, got {window}")
+    q = k = torch.zeros(1, n_heads, length, 8)
+    far = (torch.arange(length) <= length - 1 - window).float()  # keys at distance >= window from the last query
+    v = far.view(1, 1, length, 1).expand(1, n_heads, length, 1)
+    out = scaled_dot_product_attention(q, k, v, attn_mask=alibi_bias(n_heads, length), is_causal=True)
+    return out[0, :, -1, 0]
+
+
+#: ``description -> predicate(prediction)``: a prediction (one share per head) that makes the mistake.
+ALIBI_FAR_MISTAKES = {
+    "a share lies between 0 and 1: these are fractions of the attention, not percentages":
+        lambda p: bool((p > 1).any()),
+    "ALiBi's penalty is finite: it lowers the scores of far keys but does not cut them off, and a head "
+    "with a gentle slope still puts much of its weight far back":
+        lambda p: bool((p < 0.01).all()),
+    "with no bias every key would get the same weight (192 of 256 keys lie 64 or more back, 0.75); "
+    "ALiBi subtracts slope x distance from each score":
+        lambda p: bool(((p - 0.75).abs() < 0.02).all()),
+    "the slopes run the other way: head 1 has the steepest slope, 2^-2, and looks nearest; the last "
+    "head has the gentlest, 2^-8":
+        lambda p: bool(p[0] > p[-1] + 0.02),
+}
+
+
+def check_alibi_far_share(prediction) -> None:
+    """Exercise 03.5: ``prediction`` holds one share per head of the chapter's 4-head ALiBi model
+    (the share of the attention of the query at position 255 on keys 64 or more positions back,
+    with equal raw scores), compared with :func:`measure_alibi_far_share` within 0.02."""
+    try:
+        p = torch.as_tensor(prediction, dtype=torch.float64).flatten()
+    except (TypeError, ValueError) as err:
+        raise ExerciseError(f"the prediction should be 4 numbers, one share per head, got {prediction!r}") from err
+    if p.numel() != 4 or not torch.isfinite(p).all() or (p < 0).any():
+        raise ExerciseError(f"the prediction should be 4 shares >= 0, one per head, got {prediction!r}")
+    measured = measure_alibi_far_share(4, 256, 64).double()
+    for words, makes_it in ALIBI_FAR_MISTAKES.items():
+        if makes_it(p):
+            raise ExerciseError(f"likely mistake: {words}. Your prediction: {[round(x, 3) for x in p.tolist()]}; "
+                                f"measured: {[round(x, 3) for x in measured.tolist()]}")
+    for h in range(4):
+        check_close(float(p[h]), float(measured[h]), name=f"share of head {h + 1} (slope "
+                    f"{alibi_slopes(4)[h].item():g}) 64 or more back", atol=0.02, rtol=0)
+    _ok("measured with the attention itself: " + ", ".join(f"head {h + 1} {x:.3f}" for h, x in enumerate(measured.tolist())))

@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from roadmap_lib.chapters.ch06_encoder_only.finetune import token_labels
-from roadmap_lib.exercises import check_function
+from roadmap_lib.chapters.ch06_encoder_only.pretrain import CLS, MASK, PAD, SEP
+from roadmap_lib.exercises import ExerciseError, _ok, check_close, check_function
 from roadmap_lib.metrics import token_f1
-from roadmap_lib.objectives import distillation_loss
+from roadmap_lib.objectives import distillation_loss, mlm_mask
 
 # ---- exercise 06.1: token targets -----------------------------------------------------------------
 
@@ -128,3 +129,57 @@ def check_distillation_loss(fn) -> None:
     check_function(fn, [((zs, zt, y, 2.0, 0.7), distillation_loss(zs, zt, y, 2.0, 0.7)),
                         ((zs, zt, y, 1.0, 1.0), distillation_loss(zs, zt, y, 1.0, 1.0))],
                    atol=1e-5, forbid=[distillation_loss], mistakes=DISTILLATION_MISTAKES)
+
+
+# ---- exercise 06.4: predict, then measure: what the masked LM sees and scores ---------------------
+
+
+def measure_mlm_shares(ids: torch.Tensor, vocab_size: int, seed: int = 1) -> dict[str, float]:
+    """BERT's masking (``roadmap_lib.objectives.mlm_mask``, as in pretraining) applied once to ``ids``
+    (sentences of word ids with [CLS], [SEP], padding); returns, as shares of the word tokens:
+    ``"loss"``, the words that carry the masked-LM loss (label not -100), and ``"changed"``, the
+    words whose input token differs from the original."""
+    inputs, labels = mlm_mask(ids, vocab_size=vocab_size, mask_id=MASK, special_ids=(PAD, CLS, SEP),
+                              generator=torch.Generator().manual_seed(seed))
+    words = (ids != PAD) & (ids != CLS) & (ids != SEP)
+    n = words.sum().item()
+    return {"loss": ((labels != -100) & words).sum().item() / n,
+            "changed": ((inputs != ids) & words).sum().item() / n}
+
+
+def _near(x, target, tol=0.004):
+    return abs(x - target) < tol
+
+
+#: ``description -> predicate(prediction)``: a prediction that makes the mistake satisfies it.
+MLM_SHARE_MISTAKES = {
+    "a share lies between 0 and 1: these are fractions of the words, not percentages":
+        lambda p: p["loss"] > 1 or p["changed"] > 1,
+    "the loss is on every chosen word (the 10 % given a random word and the 10 % kept as well), not only "
+    "on the [MASK]ed ones":
+        lambda p: _near(p["loss"], 0.15 * 0.8),
+    "not every chosen word is changed: 10 % of the chosen words keep their own word":
+        lambda p: _near(p["changed"], 0.15),
+    "the 10 % of chosen words given a random word are changed too, not only the 80 % that become [MASK]":
+        lambda p: _near(p["changed"], 0.15 * 0.8),
+    "the shares are of all the words, not of the 15 % chosen ones":
+        lambda p: _near(p["loss"], 1.0, 0.02) or _near(p["changed"], 0.9, 0.02),
+}
+
+
+def check_mlm_shares(prediction, ids: torch.Tensor, vocab_size: int) -> None:
+    """Exercise 06.4: ``prediction`` is ``{"loss": share, "changed": share}`` of the words of ``ids``;
+    compared, within 0.005, with :func:`measure_mlm_shares` on ``ids``."""
+    if not isinstance(prediction, dict) or set(prediction) != {"loss", "changed"} or not all(
+            isinstance(v, (int, float)) and v >= 0 for v in prediction.values()):
+        raise ExerciseError(f'the prediction should be {{"loss": share, "changed": share}} with shares >= 0, '
+                            f"got {prediction!r}")
+    measured = measure_mlm_shares(ids, vocab_size)
+    for words, makes_it in MLM_SHARE_MISTAKES.items():
+        if makes_it(prediction):
+            raise ExerciseError(f"likely mistake: {words}. Your prediction: {prediction}; measured: "
+                                f"{ {k: round(v, 4) for k, v in measured.items()} }")
+    for key in ("loss", "changed"):
+        check_close(prediction[key], measured[key], name=f'share of words, "{key}"', atol=0.005, rtol=0)
+    _ok(f"measured on {int(((ids != PAD) & (ids != CLS) & (ids != SEP)).sum()):,} words: "
+        f"{measured['loss']:.4f} carry the loss, {measured['changed']:.4f} are changed in the input.")

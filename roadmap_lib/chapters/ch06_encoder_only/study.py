@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from roadmap_lib import DATA_DIR
+from roadmap_lib.attention import set_attention_backend
 from roadmap_lib.chapters.ch06_encoder_only.finetune import (
     TaskData,
     finetune,
@@ -30,7 +31,7 @@ from roadmap_lib.chapters.ch06_encoder_only.finetune import (
 )
 from roadmap_lib.chapters.ch06_encoder_only.pretrain import MASK, PAD, UNK, MLMData, load
 from roadmap_lib.fileio import atomic_write_text
-from roadmap_lib.layers import gelu
+from roadmap_lib.layers import ACTIVATIONS, FUSED_ACTIVATIONS, FeedForward, LayerNorm, gelu
 from roadmap_lib.measure import cpu_threads
 from roadmap_lib.metrics import token_f1
 from roadmap_lib.objectives import mlm_loss
@@ -45,12 +46,36 @@ RECIPE = {"steps": 600, "lr": 3e-4, "batch_size": 32, "seed": 0}
 RESULTS = "06_finetune.json"
 
 
+def fast_path(model: torch.nn.Module, *, attention: bool = True) -> torch.nn.Module:
+    """Make ``model`` compute with PyTorch's fused kernels: every norm and activation as one kernel
+    (the ``fused_ops`` of :class:`roadmap_lib.layers.BlockConfig`) and, with ``attention=True``,
+    attention through ``F.scaled_dot_product_attention`` (``roadmap_lib.attention``'s "sdpa"
+    backend). The same functions: outputs agree with the written-out path to float rounding
+    (tests/chapters/test_ch06_encoder_only.py). Fused norms and activations draw no random numbers,
+    so a training run keeps its dropout masks; "sdpa" attention draws its attention-dropout masks
+    differently, so use ``attention=True`` for scoring, or for training runs that are not compared
+    with a recorded one. Returns ``model``."""
+    if attention:
+        set_attention_backend(model, "sdpa")
+    for module in model.modules():
+        if isinstance(module, LayerNorm):
+            module.fused = True
+        elif isinstance(module, FeedForward):
+            name = next((k for k, f in ACTIVATIONS.items() if f is module.act), None)
+            if name is not None:
+                module.act = FUSED_ACTIVATIONS[name]
+    return model
+
+
 def run_one(kind: str, start: str, n_train: int, *, encoder_model=None, vocab=None, recipe: dict | None = None,
-            split: str = "test") -> tuple[dict[str, float], torch.nn.Module]:
+            split: str = "test", fused_ops: bool = False) -> tuple[dict[str, float], torch.nn.Module]:
     """Fine-tune one model and return ``(scores on split, model)``.
 
     ``start`` is ``"pretrained"`` (encoder copied from the zoo's BERT) or ``"scratch"`` (random
     encoder of the same configuration); ``n_train`` keeps the first ``n_train`` training sentences.
+    ``fused_ops=True`` trains with fused norms and activations (:func:`fast_path` without its
+    attention switch: the same run to float rounding, faster); the recorded sweep used the
+    written-out ones.
     """
     if start not in STARTS:
         raise ValueError(f"start: expected one of {STARTS}, got {start!r}")
@@ -61,6 +86,8 @@ def run_one(kind: str, start: str, n_train: int, *, encoder_model=None, vocab=No
     recipe = {**RECIPE, **(recipe or {})}
     config = encoder_model.config
     model = make_model(kind, config, encoder_model.bert if start == "pretrained" else None, seed=recipe["seed"])
+    if fused_ops:
+        fast_path(model, attention=False)
     data = TaskData(vocab, TASK, "train", limit=n_train)
     finetune(model, data, kind, steps=recipe["steps"], lr=recipe["lr"], batch_size=recipe["batch_size"],
              seed=recipe["seed"])
@@ -273,6 +300,7 @@ __all__ = [
     "build",
     "curve",
     "encoder_mlm_loss",
+    "fast_path",
     "flag_above",
     "flag_top",
     "results",

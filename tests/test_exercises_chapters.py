@@ -66,7 +66,7 @@ PREDICT_THEN_MEASURE = {"ex-12-pairs", "ex-14-bytes", "ex-15-kvbytes", "ex-16-co
                         "ex-24-vitb16", "ex-25-premium", "ex-26-little", "ex-10-adafactor", "ex-11-predict",
                         "ex-22-order", "ex-23-predict", "ex-24-guidance", "ex-02-predict-tokens",
                         "ex-05-bleu-predict", "ex-13-peak", "ex-01-carry", "ex-03-alibi-far",
-                        "ex-06-mlm-shares", "ex-04-flops", "ex-07-positions"}
+                        "ex-06-mlm-shares", "ex-04-flops", "ex-07-positions", "ex-08-target-length"}
 
 
 def test_every_chapter_is_listed():

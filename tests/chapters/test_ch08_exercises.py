@@ -56,11 +56,30 @@ def bucket(rel, nb, md, *, flip=False, clamp=True, sign=True, half=True, rnd=Fal
     return base + torch.where(d < e, d, far)
 
 
+def target_length(n, d, mu, *, eos=True, sentinels=True, per_word=False, input_side=False):
+    hidden = n * d
+    spans = hidden if per_word else hidden / mu
+    if input_side:
+        return (n - hidden) + spans + 1
+    return hidden + (spans if sentinels else 0) + (1 if eos else 0)
+
+
 def test_right_answers_pass(capsys):
     ex.check_rebuild(rebuild)
     ex.check_infill(infill)
     ex.check_bucket(bucket)
-    assert capsys.readouterr().out.count("Correct") == 3
+    ex.check_target_length(target_length)
+    ex.check_target_length(lambda n, d, mu: round(n * d) + round(round(n * d) / mu) + 1)  # whole words: exact
+    assert capsys.readouterr().out.count("Correct") == 5
+
+
+def test_target_length_is_measured_not_computed():
+    """The check compares with simulated span corruption: the measurement is the rounded counts of
+    span_corrupt (whole words, whole spans), which the continuous formula only approximates."""
+    assert ex.measured_target_length(512, 0.15, 3.0) == 77 + 26 + 1  # round(76.8) words, round(77 / 3) spans
+    assert abs(ex.measured_target_length(512, 0.15, 3.0) - target_length(512, 0.15, 3.0)) > 0.5
+    with pytest.raises(ExerciseError, match="expected_target_length"):
+        ex.check_target_length(lambda n, d, mu: target_length(n, d, mu) + 0.8)  # just outside the tolerance
 
 
 def test_the_rebuild_cases_hide_spans_of_several_words():
@@ -91,6 +110,12 @@ STUDENTS = {
         "the sign is ignored": lambda r, b, d: bucket(r, b, d, sign=False),
         "each direction uses all num_buckets": lambda r, b, d: bucket(r, b, d, half=False),
         "the log part is rounded": lambda r, b, d: bucket(r, b, d, rnd=True),
+    }),
+    ex.check_target_length: (ex.TARGET_LENGTH_MISTAKES, {
+        "the final </s> is not counted": lambda n, d, mu: target_length(n, d, mu, eos=False),
+        "the sentinels are not counted": lambda n, d, mu: target_length(n, d, mu, sentinels=False),
+        "one sentinel per hidden word": lambda n, d, mu: target_length(n, d, mu, per_word=True),
+        "that is the length of the input": lambda n, d, mu: target_length(n, d, mu, input_side=True),
     }),
 }
 

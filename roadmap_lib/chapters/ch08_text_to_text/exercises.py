@@ -148,3 +148,51 @@ def check_bucket(fn) -> None:
     check_function(fn, [((rel, b, d), t5_relative_position_bucket(rel, True, b, d))
                         for b, d in [(16, 32), (32, 128), (8, 20)]],
                    name="bucket", mistakes=BUCKET_MISTAKES, forbid=[t5_relative_position_bucket])
+
+
+# ---- exercise 08.4: predict, then measure: the length of a T5 target -----------------------------
+
+#: (words n, noise density d, mean span mu): T5's own setting (512 tokens, 15%, spans of 3) and others
+TARGET_LENGTH_CASES = [(512, 0.15, 3.0), (100, 0.3, 3.0), (200, 0.5, 5.0), (64, 0.15, 2.0), (400, 0.1, 1.0)]
+TARGET_LENGTH_TOLERANCE = 0.75  # tokens: rounding the counts to whole words moves the mean by < 0.7 here
+
+
+def measured_target_length(n: int, noise_density: float, mean_span: float, *, samples: int = 100,
+                           seed: int = 0) -> float:
+    """Mean number of target tokens (sentinels, hidden words and the final ``</s>``) that
+    :func:`roadmap_lib.objectives.span_corrupt` gives for ``samples`` random ``n``-word sequences."""
+    g = torch.Generator().manual_seed(seed)
+    sentinels = [-(k + 1) for k in range(n)]  # never short of sentinels
+    total = 0
+    for _ in range(samples):
+        ids = torch.randint(1000, (n,), generator=g).tolist()
+        _, target = span_corrupt(ids, sentinel_ids=sentinels, noise_density=noise_density, mean_span=mean_span,
+                                 generator=g)
+        total += len(target) + 1  # + </s>
+    return total / samples
+
+
+TARGET_LENGTH_MISTAKES = {
+    "the final </s> is not counted: the decoder is trained to write it too":
+        lambda n, d, mu: d * n * (1 + 1 / mu),
+    "the sentinels are not counted: each span is announced by its own sentinel in the target":
+        lambda n, d, mu: d * n + 1,
+    "one sentinel per hidden word: there is one per SPAN, and a span hides mu words on average":
+        lambda n, d, mu: 2 * d * n + 1,
+    "that is the length of the input (kept words + one sentinel per span + </s>), not of the target":
+        lambda n, d, mu: n - d * n + d * n / mu + 1,
+}
+
+
+def check_target_length(fn) -> None:
+    """Exercise 08.4: ``fn(n, noise_density, mean_span)`` predicts the mean target length (``</s>``
+    included); each case is compared with :func:`measured_target_length`, a measurement over
+    simulated span corruption, within :data:`TARGET_LENGTH_TOLERANCE` tokens."""
+    cases = []
+    for n, d, mu in TARGET_LENGTH_CASES:
+        measured = measured_target_length(n, d, mu)
+        print(f"n = {n}, noise density {d}, mean span {mu}: measured {measured:.2f} target tokens")
+        cases.append(((n, d, mu), torch.tensor(measured, dtype=torch.float64)))
+    check_function(lambda n, d, mu: torch.as_tensor(float(fn(n, d, mu)), dtype=torch.float64), cases,
+                   name="expected_target_length", atol=TARGET_LENGTH_TOLERANCE, rtol=0.0,
+                   mistakes=TARGET_LENGTH_MISTAKES)

@@ -130,4 +130,31 @@ def plot_finetuning(records: dict[str, dict], baseline: dict | None = None, axes
     return axes
 
 
-__all__ = ["plot_buckets", "plot_finetuning", "learned_bias", "plot_learned_bias", "plot_pretraining", "plot_token_rows"]
+def plot_diagnosis(info: dict, shipped_loss: float, axes=None):
+    """Left: the loss of our T5 trained on ONE fixed batch (from ``info["overfit"]``). Right: loss
+    per hidden word on the validation sentences: the word prior, the count-based baselines, the
+    shipped span model (``shipped_loss``, 1,500 steps) and our T5 / transformers' T5 after the
+    same shortened recipe (``info["same_budget"]``)."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.4]})
+    log = info["overfit"]["log"]
+    axes[0].plot([r["step"] for r in log], [r["loss"] for r in log], "o-", color=COLORS["span"])
+    axes[0].set(xlabel="step (Adam, one fixed batch of 64 noised sentences)", ylabel="loss per target token",
+                title="Our T5 can fit span-corruption targets", ylim=(0, None))
+    b, sb = info["baselines"], info["same_budget"]
+    bars = {"word prior\n(entropy)": info["prior"], "unigram": b["unigram"], "left\nbigram": b["left_bigram"],
+            "right\nbigram": b["right_bigram"], "shipped\n(1,500 steps)": shipped_loss,
+            f"ours\n({sb['steps']} steps)": sb["ours"]["hidden"]["loss"],
+            f"transformers\n({sb['steps']} steps)": sb["transformers"]["hidden"]["loss"]}
+    colors = ["lightgray", "gray", "tab:green", "tab:green", COLORS["span"], COLORS["span"], "tab:purple"]
+    axes[1].bar(range(len(bars)), list(bars.values()), color=colors)
+    axes[1].set_xticks(range(len(bars)), list(bars), fontsize=8)
+    axes[1].axhline(info["prior"], color="k", lw=0.8, ls="--")
+    lo = min(bars.values())
+    axes[1].set(ylim=(lo - 0.5, max(bars.values()) + 0.2), ylabel="nats per hidden word",
+                title="Loss on the hidden words (validation sentences)")
+    plt.tight_layout()
+    return axes
+
+
+__all__ = ["plot_buckets", "plot_diagnosis", "plot_finetuning", "learned_bias", "plot_learned_bias", "plot_pretraining", "plot_token_rows"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,15 +18,42 @@ from tools import offline_guard
 
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_var, "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # mlflow's import would start a telemetry thread
 os.environ.setdefault("MPLBACKEND", "Agg")
 offline_guard.install()
+
+
+# pytest-xdist workers are separate processes whose exit status the controller ignores: each worker
+# writes its attempts to a folder the controller made for this run, and the controller fails the run.
+_ATTEMPTS_DIR = "ROADMAP_OFFLINE_ATTEMPTS_DIR"
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
+        config._offline_parent_dir = os.environ.get(_ATTEMPTS_DIR)
+        os.environ[_ATTEMPTS_DIR] = tempfile.mkdtemp(prefix="offline-attempts-")
 
 
 def pytest_sessionfinish(session, exitstatus):
     # A library may catch the guard's exception and carry on; the attempt still fails the run.
     real = [a for a in offline_guard.attempts if "offline-guard-self-test" not in a]
+    folder = os.environ.get(_ATTEMPTS_DIR)
+    if hasattr(session.config, "workerinput"):
+        if real and folder:
+            Path(folder, f"{session.config.workerinput['workerid']}.txt").write_text("\n".join(real), "utf-8")
+        return
+    if folder:
+        for path in sorted(Path(folder).glob("*.txt")):
+            real += path.read_text("utf-8").splitlines()
+        shutil.rmtree(folder, ignore_errors=True)
+        parent = getattr(session.config, "_offline_parent_dir", None)
+        if parent is None:
+            os.environ.pop(_ATTEMPTS_DIR, None)
+        else:
+            os.environ[_ATTEMPTS_DIR] = parent
     if real:
-        print("\nNetwork access was attempted during the tests:\n  " + "\n  ".join(real), file=sys.stderr)
+        print("\nNetwork access was attempted during the tests:\n  " + "\n  ".join(sorted(set(real))),
+              file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

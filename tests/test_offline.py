@@ -48,3 +48,22 @@ def test_kernels_get_the_guard_through_sitecustomize(root):
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "blocked: NetworkBlocked", out.stderr
+
+
+@pytest.mark.skipif(os.environ.get("ROADMAP_OFFLINE_NESTED") != "1", reason="run only by the test below")
+def test_an_attempt_that_a_library_swallows():
+    try:
+        socket.getaddrinfo("offline-guard-nested-check.invalid", 443)
+    except offline_guard.NetworkBlocked:
+        pass  # swallowed, as mlflow's telemetry thread does
+
+
+@pytest.mark.slow
+def test_a_swallowed_attempt_in_an_xdist_worker_still_fails_the_run(root):
+    """Workers report their attempts to the controller: the run exits non-zero and names the host."""
+    env = dict(os.environ, ROADMAP_OFFLINE_NESTED="1", OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
+                          "tests/test_offline.py", "-k", "swallows"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "offline-guard-nested-check.invalid" in out.stderr + out.stdout

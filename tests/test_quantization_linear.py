@@ -222,8 +222,9 @@ def test_name_filters():
 
 
 def test_shipped_char_gpt_perplexity():
-    """gpt-char-jargon on 4 validation batches of 12 x 64 characters (seed 1). Measured:
-    fp32 loss 1.6979 (perplexity 5.463); int8 per channel 1.6980; int4 groups of 32 1.7056."""
+    """gpt-char-jargon on 4 validation batches of 12 x 64 characters (seed 1), drawn by the fixed
+    sampler (every window; issue 12). Measured: fp32 loss 1.7615 (perplexity 5.821); int8 per
+    channel 1.7613; int4 groups of 32 1.7662."""
     from roadmap_lib.data import CharLMData
     from roadmap_lib.training import evaluate
     from roadmap_lib.zoo import load_char_gpt
@@ -236,7 +237,7 @@ def test_shipped_char_gpt_perplexity():
         int8 = quantize_model(copy.deepcopy(model), "rtn", 8)
         int4 = quantize_model(copy.deepcopy(model), "rtn", 4, 32)
         loss8, loss4 = evaluate(int8, batches, batches=4, seed=1), evaluate(int4, batches, batches=4, seed=1)
-    assert base == pytest.approx(1.6979, abs=2e-3)
+    assert base == pytest.approx(1.7615, abs=2e-3)
     assert abs(math.exp(loss8 - base) - 1) < 0.001  # perplexity within 0.1% of fp32
     assert 1.002 < math.exp(loss4 - base) < 1.015  # costs something, but under 1.5%
     assert model_nbytes(int8) == 935936 and model_nbytes(int4) == 622592 and model_nbytes(model) == 3276800

@@ -2,7 +2,10 @@
 
 :class:`LocalTracking` opens (or creates) ``<root>/mlflow.db`` and ``<root>/artifacts`` and talks
 to them through one ``mlflow.MlflowClient``: nothing global is set (no ``mlflow.set_tracking_uri``,
-no environment variable), so two stores can be open at once and closing one leaves no trace.
+no environment variable of MLflow's store), so two stores can be open at once and closing one leaves
+no trace. The one setting made on import: MLflow's usage telemetry is switched off
+(``MLFLOW_DISABLE_TELEMETRY``, unless the reader set it), because importing mlflow would otherwise
+start a thread that contacts MLflow's servers, and the book runs offline.
 :meth:`LocalTracking.log_run` writes a finished run in one go (parameters, final metrics, a metric's
 history by step, files as artifacts); :meth:`LocalTracking.best_run` asks the store, with
 ``search_runs``, for the run with the best value of a metric. The model registry:
@@ -13,13 +16,16 @@ model, tagged with the content hash of its weights; :meth:`LocalTracking.promote
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before mlflow is imported (see above)
+
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
 
 #: ``log_batch`` accepts at most 1000 metrics per call (MLflow's limit).
 _BATCH = 1000

@@ -26,9 +26,9 @@ def _ok(message: str) -> None:
     print(f"Correct: {message}")
 
 
-def _reachable_functions(fn: Any, limit: int = 50) -> list[Any]:
-    """``fn`` and the functions it holds: in its closure cells, behind ``functools.partial``
-    (``.func``), a decorator's ``__wrapped__`` or a bound method's ``__func__``."""
+def _reachable_functions(fn: Any, closures: bool = True, limit: int = 50) -> list[Any]:
+    """``fn`` and the functions it holds: behind ``functools.partial`` (``.func``), a decorator's
+    ``__wrapped__`` or a bound method's ``__func__``, and (``closures=True``) in its closure cells."""
     found, todo, seen = [], [fn], set()
     while todo and len(found) < limit:
         f = todo.pop()
@@ -38,7 +38,7 @@ def _reachable_functions(fn: Any, limit: int = 50) -> list[Any]:
         found.append(f)
         todo += [g for g in (getattr(f, "func", None), getattr(f, "__wrapped__", None),
                              getattr(f, "__func__", None)) if g is not None]
-        for cell in getattr(f, "__closure__", None) or ():
+        for cell in (getattr(f, "__closure__", None) or ()) if closures else ():
             try:
                 todo.append(cell.cell_contents)
             except ValueError:  # an empty cell
@@ -90,21 +90,13 @@ def _refuse_the_reference_itself(fn: Callable[..., Any], forbid: Sequence[Any], 
     """An answer that IS a forbidden library function (passed directly, wrapped in
     ``functools.partial`` or a decorator that sets ``__wrapped__``, or a copy sharing its code)
     refuses to be checked: ``_forbidden`` can only patch the names an answer calls through."""
-    seen, todo = set(), [fn]
-    while todo:
-        f = todo.pop()
-        if id(f) in seen:
-            continue
-        seen.add(id(f))
+    for f in _reachable_functions(fn, closures=False):
         for target in forbid:
-            same_code = getattr(f, "__code__", None) is not None and getattr(f, "__code__", None) is getattr(
-                target, "__code__", False)
-            if f is target or same_code:
+            code = getattr(f, "__code__", None)
+            if f is target or (code is not None and code is getattr(target, "__code__", None)):
                 what = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
                 raise ExerciseError(f"{label} is the library's own `{what}`: the exercise is to write it "
                                     f"yourself, from the formula in the text.")
-        todo += [g for g in (getattr(f, "func", None), getattr(f, "__wrapped__", None),
-                             getattr(f, "__func__", None)) if g is not None]
 
 
 def _as_tensor(value: Any, name: str) -> torch.Tensor:

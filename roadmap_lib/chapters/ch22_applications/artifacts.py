@@ -43,24 +43,37 @@ RESULTS = "22_applications.json"
 CHECK_STEPS = 60  # the short run that verify repeats
 
 
-def _build(root: Path) -> None:
+def _timed(run):
+    """``run()`` on one thread; returns its result and the seconds it took."""
     with cpu_threads(1):
         start = time.perf_counter()
-        study = E.run_study(progress=True)
-        seconds = time.perf_counter() - start
+        out = run()
+        return out, time.perf_counter() - start
+
+
+def _write(root: Path, file: str, name: str, description: str, study: dict, seconds: float) -> None:
+    info = {"name": name, "description": description, **study, "seconds": round(seconds, 1),
+            "command": f"python -m roadmap_lib build {name}", "torch": torch.__version__}
+    atomic_write_text(root / file, json.dumps(info) + "\n")
+
+
+def _read(file: str, root: Path | None = None) -> dict:
+    from roadmap_lib import DATA_DIR
+    return json.loads(((root or DATA_DIR) / file).read_text(encoding="utf-8"))
+
+
+def _build(root: Path) -> None:
+    study, seconds = _timed(lambda: E.run_study(progress=True))
+    with cpu_threads(1):
         short = E.run_study((0,), steps=CHECK_STEPS, progress=False)
     study["check_run"] = {"seed": 0, "steps": CHECK_STEPS, "tagger_f1": short["tagger"]["0"]["f1"],
                           "classifier_accuracy": short["classifier"]["0"]["accuracy"]}
-    info = {"name": NAME, "description": "chapter 22: the zoo word BERT fine-tuned on the intruder task as a "
-            "sentence classifier and as a BIO tagger, 3 seeds, scored on the test split", **study,
-            "seconds": round(seconds, 1), "command": f"python -m roadmap_lib build {NAME}",
-            "torch": torch.__version__}
-    atomic_write_text(root / RESULTS, json.dumps(info) + "\n")
+    _write(root, RESULTS, NAME, "chapter 22: the zoo word BERT fine-tuned on the intruder task as a "
+           "sentence classifier and as a BIO tagger, 3 seeds, scored on the test split", study, seconds)
 
 
 def results(root: Path | None = None) -> dict:
-    from roadmap_lib import DATA_DIR
-    return json.loads(((root or DATA_DIR) / RESULTS).read_text(encoding="utf-8"))
+    return _read(RESULTS, root)
 
 
 def _verify(root: Path):
@@ -94,23 +107,18 @@ QA_RESULTS = "22_qa.json"
 
 
 def _build_qa(root: Path) -> None:
+    study, seconds = _timed(lambda: Q.run_qa_study(progress=True))
     with cpu_threads(1):
-        start = time.perf_counter()
-        study = Q.run_qa_study(progress=True)
-        seconds = time.perf_counter() - start
         short = Q.run_qa_study((0,), steps=CHECK_STEPS, variants=("single",), progress=False)
     run = short["variants"]["single"]["runs"]["0"]
     study["check_run"] = {"variant": "single", "seed": 0, "steps": CHECK_STEPS, "em": run["em"], "f1": run["f1"]}
-    info = {"name": QA_NAME, "description": "chapter 22: the zoo word BERT with a start/end span head fine-tuned on "
-            "generated extractive questions (context: one sentence, or with a distractor), 3 seeds each, test "
-            "EM/F1 and predicted spans", **study, "seconds": round(seconds, 1),
-            "command": f"python -m roadmap_lib build {QA_NAME}", "torch": torch.__version__}
-    atomic_write_text(root / QA_RESULTS, json.dumps(info) + "\n")
+    _write(root, QA_RESULTS, QA_NAME, "chapter 22: the zoo word BERT with a start/end span head fine-tuned on "
+           "generated extractive questions (context: one sentence, or with a distractor), 3 seeds each, test "
+           "EM/F1 and predicted spans", study, seconds)
 
 
 def qa_results(root: Path | None = None) -> dict:
-    from roadmap_lib import DATA_DIR
-    return json.loads(((root or DATA_DIR) / QA_RESULTS).read_text(encoding="utf-8"))
+    return _read(QA_RESULTS, root)
 
 
 def _verify_qa(root: Path):
@@ -140,20 +148,14 @@ SUM_TOL = 0.002
 
 
 def _build_sum(root: Path) -> None:
-    with cpu_threads(1):
-        start = time.perf_counter()
-        study = S.run_study()
-        seconds = time.perf_counter() - start
-    info = {"name": SUM_NAME, "description": "chapter 22: extractive summarisation of Jargon File entries (target: "
-            "the definition sentence; source: the rest); per train/test split, the test examples, each trained "
-            "scorer's chosen sentence and every system's mean ROUGE-L F1", **study, "seconds": round(seconds, 1),
-            "command": f"python -m roadmap_lib build {SUM_NAME}", "torch": torch.__version__}
-    atomic_write_text(root / SUM_RESULTS, json.dumps(info) + "\n")
+    study, seconds = _timed(S.run_study)
+    _write(root, SUM_RESULTS, SUM_NAME, "chapter 22: extractive summarisation of Jargon File entries (target: "
+           "the definition sentence; source: the rest); per train/test split, the test examples, each trained "
+           "scorer's chosen sentence and every system's mean ROUGE-L F1", study, seconds)
 
 
 def summarise_results(root: Path | None = None) -> dict:
-    from roadmap_lib import DATA_DIR
-    return json.loads(((root or DATA_DIR) / SUM_RESULTS).read_text(encoding="utf-8"))
+    return _read(SUM_RESULTS, root)
 
 
 def _verify_sum(root: Path):
@@ -183,20 +185,14 @@ DLG_TOL = 0.02
 
 
 def _build_dialogue(root: Path) -> None:
-    with cpu_threads(1):
-        start = time.perf_counter()
-        study = DL.run_study()
-        seconds = time.perf_counter() - start
-    info = {"name": DLG_NAME, "description": "chapter 22: the zoo character GPT fine-tuned on templated 3-turn "
-            "exchanges, loss on assistant turns only, 3 seeds; every test exchange's assistant turns (teacher-forced, "
-            "greedy), and the untuned model's", **study, "seconds": round(seconds, 1),
-            "command": f"python -m roadmap_lib build {DLG_NAME}", "torch": torch.__version__}
-    atomic_write_text(root / DLG_RESULTS, json.dumps(info) + "\n")
+    study, seconds = _timed(DL.run_study)
+    _write(root, DLG_RESULTS, DLG_NAME, "chapter 22: the zoo character GPT fine-tuned on templated 3-turn "
+           "exchanges, loss on assistant turns only, 3 seeds; every test exchange's assistant turns (teacher-forced, "
+           "greedy), and the untuned model's", study, seconds)
 
 
 def dialogue_results(root: Path | None = None) -> dict:
-    from roadmap_lib import DATA_DIR
-    return json.loads(((root or DATA_DIR) / DLG_RESULTS).read_text(encoding="utf-8"))
+    return _read(DLG_RESULTS, root)
 
 
 def _verify_dialogue(root: Path):

@@ -49,3 +49,15 @@ def test_extension_scales_only_the_extended_rows_past_the_training_length():
     assert extension("rope+pi", base, 1.0) == base
     assert extension("rope+pi", base, 2.0).scaling == "linear"
     assert extension("rope+ntk", base, 4.0).scaling == "ntk"
+
+
+def test_kept_model_round_trips_with_its_config(tmp_path):
+    from roadmap_lib.chapters.ch03_positional_encodings import extrapolation as ex
+
+    model = PosLM(PosLMConfig(30, scheme="alibi", train_len=16))
+    ex.save_trained(model, tmp_path / "m.safetensors")
+    back = ex.load_trained(tmp_path / "m.safetensors")
+    assert back.c.scheme == "alibi" and back.c.train_len == 16 and not back.training
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), back.state_dict().values()))
+    ids = torch.randint(0, 30, (2, 24))  # longer than the training length: ALiBi can take it
+    assert torch.equal(model.eval()(ids), back(ids))

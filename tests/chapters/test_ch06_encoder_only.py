@@ -228,3 +228,40 @@ def test_fast_path_gives_the_same_scores_with_fused_kernels():
     want = bs.surprise_scores(model, data)
     got = bs.surprise_scores(bs.fast_path(copy.deepcopy(model)), data)
     assert torch.allclose(got, want, atol=1e-4, equal_nan=True)
+
+
+def test_tagger_round_trips_through_half_precision_and_saving_leaves_the_model_alone(tmp_path):
+    from roadmap_lib.chapters.ch06_encoder_only import distil
+    from roadmap_lib.models.bert import BertConfig
+
+    config = BertConfig(**{**be.load()[0].config.to_dict(), "vocab_size": 40, "n_layers": 1})
+    model = bf.make_model("token", config, None, seed=3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    distil.save_teacher(model, tmp_path / "t.safetensors")
+    assert all(v.dtype == torch.float32 and torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    back = distil.load_teacher(tmp_path / "t.safetensors")
+    assert not back.training and back.config == model.config
+    for k, v in back.state_dict().items():  # fp16 rounding only: relative error below 2**-11
+        assert v.dtype == torch.float32 and torch.allclose(v, before[k], rtol=2**-11, atol=1e-7), k
+
+
+def test_stop_at_replays_the_start_of_the_same_run():
+    model, vocab, _ = be.load()
+    data = bf.TaskData(vocab, "intruder", "train", limit=128)
+    full = bf.finetune(bf.make_model("token", model.config, model.bert, seed=0), data, "token", steps=12, seed=4)
+    start = bf.finetune(bf.make_model("token", model.config, model.bert, seed=0), data, "token", steps=12, seed=4,
+                        stop_at=5)
+    assert start == full[:5]  # the same schedule: a 5-step run would warm up and decay differently
+    short = bf.finetune(bf.make_model("token", model.config, model.bert, seed=0), data, "token", steps=5, seed=4)
+    assert short != full[:5]
+
+
+def test_distil_record_reads_back_per_seed():
+    from roadmap_lib.chapters.ch06_encoder_only import distil
+
+    record = distil.results()
+    f1 = distil.student_f1(record)
+    assert set(f1) == set(distil.STUDENTS) and all(len(v) == len(distil.SEEDS) for v in f1.values())
+    first = next(r for r in record["students"]["runs"] if (r["student"], r["seed"]) == ("student distilled", 0))
+    assert f1["student distilled"][0] == first["f1"]
+    assert len(record["teacher"]["first_losses"]) == distil.REPLAY_STEPS

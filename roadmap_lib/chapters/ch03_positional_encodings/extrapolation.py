@@ -7,7 +7,11 @@ test-time context extensions (position interpolation and NTK-aware scaling), wit
 
 Rebuild the shipped results (about 10 minutes on one idle CPU core; 25 on a busy shared one)::
 
-    python -m roadmap_lib build 03-extrapolation            # writes data/03_extrapolation.json
+    python -m roadmap_lib build 03-extrapolation   # data/03_extrapolation.json and data/03_alibi.safetensors
+
+The build also keeps the trained ALiBi model (the notebook studies what it reads) and the first
+``REPLAY_STEPS`` training losses of every scheme, so that a reader can replay the start of a run
+and see it land on the recorded losses without paying for the whole training.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from torch import nn
 
 from roadmap_lib import set_seed
 from roadmap_lib.attention import scaled_dot_product_attention
+from roadmap_lib.checkpoint import load_model, read_model_metadata, save_model
 from roadmap_lib.data import CharLMData
 from roadmap_lib.measure import cpu_threads
 from roadmap_lib.positional import (
@@ -40,6 +45,11 @@ SCHEMES = ("nope", "sinusoidal", "learned", "shaw", "t5", "rope", "alibi")
 #: Rows of the table: a trained scheme, or RoPE with a test-time extension ("rope+pi", "rope+ntk").
 ROWS = (*SCHEMES[:-1], "rope+pi", "rope+ntk", "alibi")
 RESULTS_FILE = "03_extrapolation.json"
+#: The scheme whose trained weights ship (the notebook studies what it reads), and where.
+KEPT_SCHEME = "alibi"
+CHECKPOINT_FILE = "03_alibi.safetensors"
+#: Training losses recorded per scheme from step 1, for a replay of the start of a run.
+REPLAY_STEPS = 100
 
 
 @dataclass
@@ -177,12 +187,15 @@ class ExperimentConfig:
 
 @lru_cache(maxsize=8)
 def _data(length: int, batch_size: int) -> CharLMData:
-    # legacy_starts: 03-extrapolation was built before get_batch's fix (data.LEGACY_SAMPLER_ARTIFACTS)
-    return CharLMData(context=length, batch_size=batch_size, legacy_starts=True)
+    return CharLMData(context=length, batch_size=batch_size)
 
 
-def train_scheme(scheme: str, cfg: ExperimentConfig | None = None, progress: bool = True):
-    """Train one scheme from ``set_seed(cfg.seed)``; returns ``(model, train_result)``."""
+def train_scheme(scheme: str, cfg: ExperimentConfig | None = None, progress: bool = True,
+                 stop_at: int | None = None):
+    """Train one scheme from ``set_seed(cfg.seed)``; returns ``(model, train_result)``.
+
+    ``stop_at`` stops after that many steps of the same schedule (a replay of the run's start).
+    """
     cfg = ExperimentConfig() if cfg is None else cfg
     set_seed(cfg.seed)
     data = _data(cfg.train_len, cfg.batch_size)
@@ -198,7 +211,7 @@ def train_scheme(scheme: str, cfg: ExperimentConfig | None = None, progress: boo
         progress=progress,
     )
     with cpu_threads(1):
-        result = train(model, data.get_batch, tc)
+        result = train(model, data.get_batch, tc, stop_at=stop_at)
     return model, result
 
 
@@ -242,15 +255,19 @@ def score(model: PosLM, row: str, cfg: ExperimentConfig | None = None) -> dict[s
     return out
 
 
-def run_all(cfg: ExperimentConfig | None = None, progress: bool = True) -> dict:
-    """Train every scheme and score every row; returns the JSON-ready results."""
+def run_all(cfg: ExperimentConfig | None = None, progress: bool = True) -> tuple[dict, PosLM]:
+    """Train every scheme and score every row; returns the JSON-ready results and the trained
+    ``KEPT_SCHEME`` model."""
     cfg = ExperimentConfig() if cfg is None else cfg
-    rows, seconds, train_loss = {}, {}, {}
+    rows, seconds, train_loss, first_losses = {}, {}, {}, {}
     for scheme in SCHEMES:
         t0 = time.perf_counter()
         model, result = train_scheme(scheme, cfg, progress)
         seconds[scheme] = round(time.perf_counter() - t0, 1)
         train_loss[scheme] = result.log[-1]["val_loss"]
+        first_losses[scheme] = [r["loss"] for r in result.log[:REPLAY_STEPS]]
+        if scheme == KEPT_SCHEME:
+            kept = model
         variants = ("rope", "rope+pi", "rope+ntk") if scheme == "rope" else (scheme,)
         for row in variants:
             rows[row] = score(model, row, cfg)
@@ -269,8 +286,28 @@ def run_all(cfg: ExperimentConfig | None = None, progress: bool = True) -> dict:
         "torch": torch.__version__,
         "rows": {row: rows[row] for row in ROWS},
         "final_val_loss_at_train_len": train_loss,
+        "first_losses": first_losses,
+        "checkpoint": CHECKPOINT_FILE,
         "train_seconds": seconds,
-    }
+    }, kept
+
+
+def save_trained(model: PosLM, path) -> None:
+    """Write a trained model with its configuration in the file's header (full precision, so that
+    it scores exactly the numbers in the table)."""
+    config = {k: v for k, v in asdict(model.c).items() if k != "rope"}
+    save_model(model, path, config=config)
+
+
+def load_trained(path=None) -> PosLM:
+    """The shipped ``KEPT_SCHEME`` model (``data/03_alibi.safetensors``), in eval mode."""
+    from roadmap_lib import data_path
+
+    path = data_path(CHECKPOINT_FILE) if path is None else path
+    config, _ = read_model_metadata(path)
+    model = PosLM(PosLMConfig(**config))
+    load_model(model, path)
+    return model.eval()
 
 
 def load_results(name: str = RESULTS_FILE) -> dict:

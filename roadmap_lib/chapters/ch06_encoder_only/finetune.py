@@ -93,11 +93,12 @@ def logits_of(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
 
 def finetune(model: nn.Module, data: TaskData, kind: str, *, steps: int = 200, lr: float = 1e-3,
              batch_size: int = 32, seed: int = 0, teacher: nn.Module | None = None, T: float = 2.0,
-             alpha: float = 0.5, pos_weight: float = 5.0) -> list[float]:
+             alpha: float = 0.5, pos_weight: float = 5.0, stop_at: int | None = None) -> list[float]:
     """Train ``model`` on ``data`` for ``steps`` AdamW steps (one thread); return the loss per step.
 
     Token labelling weights the rare "changed" class by ``pos_weight``. With ``teacher``, the loss
-    is :func:`distillation_loss` against the teacher's logits.
+    is :func:`distillation_loss` against the teacher's logits. ``stop_at`` stops after that many
+    steps of the same schedule (a replay of the start of a recorded run).
     """
     targets = data.targets(kind)
     # token labels are ~5 % "changed": weight that class up so "never flag" is not a good answer
@@ -120,7 +121,7 @@ def finetune(model: nn.Module, data: TaskData, kind: str, *, steps: int = 200, l
     cfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=steps // 10, weight_decay=0.01, eval_interval=steps,
                       eval_batches=1, seed=seed, progress=False)
     with cpu_threads(1):
-        result = train(model, get_batch, cfg, loss_fn=loss_fn)
+        result = train(model, get_batch, cfg, loss_fn=loss_fn, stop_at=stop_at)
     return [row["loss"] for row in result.log]
 
 

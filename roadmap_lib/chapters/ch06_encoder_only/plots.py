@@ -38,6 +38,21 @@ def plot_results(results: dict[str, dict[str, float]], chance: float | None = No
     return ax
 
 
+def plot_seed_bars(values: dict[str, list[float]], ylabel: str, title: str, ax=None):
+    """One bar per model at the mean of its runs (printed above the highest run), each run a black dot."""
+    ax = ax or plt.subplots(figsize=(6.5, 3.5))[1]
+    for i, (name, runs) in enumerate(values.items()):
+        mean = sum(runs) / len(runs)
+        ax.bar(i, mean, 0.6, color=f"C{i}", alpha=0.8)
+        ax.annotate(f"{mean:.2f}", (i, max(runs)), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=8)
+        ax.scatter([i] * len(runs), runs, color="black", s=12, zorder=3, label="one run" if i == 0 else None)
+    ax.set_xticks(range(len(values)), list(values))
+    top = max(v for runs in values.values() for v in runs)
+    ax.set(ylim=(0, min(1.05, 1.3 * top + 0.05)), ylabel=ylabel, title=title)
+    ax.legend(loc="upper right", fontsize=8)
+    return ax
+
+
 def plot_word_scores(scores: list[tuple[str, float]], ylabel: str, title: str, threshold: float | None = None,
                      highlight: int | None = None, ax=None):
     """One bar per word of a sentence (``(word, score)`` pairs); bars above ``threshold`` are red and
@@ -76,4 +91,4 @@ def plot_learning_curves(lines: dict[str, dict[int, list[float]]], ylabel: str, 
     return ax
 
 
-__all__ = ["plot_learning_curves", "plot_mask_predictions", "plot_results", "plot_word_scores"]
+__all__ = ["plot_learning_curves", "plot_mask_predictions", "plot_results", "plot_seed_bars", "plot_word_scores"]

@@ -556,12 +556,14 @@ assert 0.2 < first["linear"]["mean"] and verdicts["linear", "window", "recall_fi
 # the state-space models: at chance on recall, best on text
 assert max(recall["s4d"]["max"], recall["mamba"]["max"]) < 0.16
 assert verdicts["s4d", "dense", "text_loss"] == verdicts["mamba", "dense", "text_loss"] == "A lower"
-assert verdicts["mamba", "s4d", "text_loss"] == "A lower"
+assert verdicts["mamba", "s4d", "text_loss"] == "no difference"
 # on text, the sparse patterns match dense attention; linear attention is worse
 assert verdicts["window", "dense", "text_loss"] == verdicts["bigbird", "dense", "text_loss"] == "no difference"
 assert verdicts["linear", "dense", "text_loss"] == "B lower"
 # MoE at equal active parameters, in this short run: worse than dense on both
 assert verdicts["moe", "dense", "text_loss"] == "B lower" and verdicts["moe", "dense", "recall_acc"] == "A lower"
+moe_recall = sorted(r["recall_acc"] for r in sweep["runs"] if r["variant"] == "moe")
+assert moe_recall[0] < 0.3 and 0.5 < moe_recall[1] and moe_recall[2] < 0.9  # two seeds learned part of it
 
 # %% [markdown]
 # What the sweep says, for this regime (2 blocks, about 118k parameters, 300 training steps,
@@ -579,17 +581,18 @@ assert verdicts["moe", "dense", "text_loss"] == "B lower" and verdicts["moe", "d
 #   {cite}`arora2024zoology` measured the same gap between attention and efficient mixers on
 #   associative recall, at larger scales.
 # - **The state-space models learn the text best and recall nothing.** S4D and Mamba have the lowest
-#   text loss of all, a gap far beyond the noise (Mamba below S4D too), yet after 300 steps their
-#   recall is at chance. Arora et al. report that such models need a much larger state to recall as
-#   attention does; whether ours would learn it with longer training, this run does not show.
+#   text loss of all, a gap far beyond the noise (between the two of them, no difference), yet
+#   after 300 steps their recall is at chance. Arora et al. report that such models need a much
+#   larger state to recall as attention does; whether ours would learn it with longer training, this
+#   run does not show.
 # - **On text alone, the sparse patterns cost nothing measurable**: window and BigBird are
 #   indistinguishable from dense attention, since at 64 characters most of what predicts the next
 #   character is nearby. Linear attention is worse.
 # - **The mixture of experts lost** to the dense model at equal active parameters, on text and on
-#   recall (one of its seeds learned recall). Top-1 of 4 experts trains each expert on about a
-#   quarter of the tokens; in 300 steps that is a handicap. MoE's gains in the literature are more
-#   parameters at the same compute over long training {cite}`fedus2022switch`, which is not this
-#   regime. Its router stayed balanced:
+#   recall (two of its three seeds learned part of the recall task, none all of it). Top-1 of 4
+#   experts trains each expert on about a quarter of the tokens; in 300 steps that is a handicap.
+#   MoE's gains in the literature are more parameters at the same compute over long training
+#   {cite}`fedus2022switch`, which is not this regime. Its router stayed balanced:
 
 # %%
 utils = [r["expert_utilisation"] for r in sweep["runs"] if r["variant"] == "moe"]

@@ -429,11 +429,18 @@ display(Markdown("| loss past position 64 | 2x (128 chars) | 4x (256 chars) |\n|
 # - NTK-aware scaling and YaRN both keep the loss below plain RoPE at 2x and 4x, in every seed;
 # - at 4x YaRN is below NTK in every seed; at 2x their ranges overlap: no difference.
 #
-# Each ordering asserted below has a gap larger than the spread across seeds.
+# The four methods read the *same* trained model of each seed, so NTK and YaRN against plain RoPE
+# are paired comparisons, asserted seed by seed (the smallest per-seed gaps are printed: at 2x,
+# plain RoPE's own loss varies from seed to seed about as much as the gap). The other orderings
+# asserted below have a gap larger than the spread across seeds.
 
 # %%
 for f in (2, 4):
-    assert beyond("ntk", f).max() < beyond("rope", f).min() and beyond("yarn", f).max() < beyond("rope", f).min()
+    gaps = {m: beyond("rope", f) - beyond(m, f) for m in ("ntk", "yarn")}
+    print(f"{f}x, plain RoPE minus the method, smallest over the seeds: "
+          + ", ".join(f"{METHOD_NAMES[m]} {g.min():+.3f}" for m, g in gaps.items())
+          + f"; plain RoPE's range over the seeds {np.ptp(beyond('rope', f)):.3f}")
+    assert all((g > 0.1).all() for g in gaps.values())
 assert beyond("linear", 2).min() > beyond("rope", 2).max()
 first64 = {m: np.array([np.mean(c[m]["2"][:8]) for c in long_record["curves"].values()]) for m in ("rope", "linear")}
 assert first64["linear"].min() > first64["rope"].max() + 0.3  # bins of 8: the first 8 bins are positions 0-63

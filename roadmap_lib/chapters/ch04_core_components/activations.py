@@ -42,8 +42,7 @@ def run_one(activation: str, seed: int, data: CharLMData | None = None, *, fast:
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
     r = RECIPE
-    # legacy_starts: 04-activations was built before get_batch's fix (data.LEGACY_SAMPLER_ARTIFACTS)
-    data = data or CharLMData(context=r["context"], batch_size=r["batch_size"], legacy_starts=True)
+    data = data or CharLMData(context=r["context"], batch_size=r["batch_size"])
     set_seed(seed)
     cfg = BlockConfig(d_model=r["d_model"], n_heads=r["n_heads"],
                       d_ff=ffn_width_for_params(r["d_model"], r["d_ff"], activation in GATED),
@@ -58,7 +57,7 @@ def run_one(activation: str, seed: int, data: CharLMData | None = None, *, fast:
 
 
 def run_all() -> dict:
-    data = CharLMData(context=RECIPE["context"], batch_size=RECIPE["batch_size"], legacy_starts=True)
+    data = CharLMData(context=RECIPE["context"], batch_size=RECIPE["batch_size"])
     start = time.perf_counter()
     runs = [run_one(act, seed, data) for seed in SEEDS for act in ACTIVATIONS]
     return {"recipe": RECIPE, "runs": runs, "seconds": round(time.perf_counter() - start, 1),

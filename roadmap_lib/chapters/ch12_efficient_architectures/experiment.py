@@ -43,8 +43,7 @@ VARIANTS: dict[str, dict] = {
 
 
 def make_task(vocab=None) -> RecallLM:
-    # legacy_starts: ch12-sweep was built before get_batch's fix (data.LEGACY_SAMPLER_ARTIFACTS)
-    data = CharLMData(context=CONTEXT, batch_size=BATCH, vocab=vocab, legacy_starts=True)
+    data = CharLMData(context=CONTEXT, batch_size=BATCH, vocab=vocab)
     return RecallLM(data, batch_size=BATCH, n_pairs=N_PAIRS, gap=GAP)
 
 

@@ -35,9 +35,10 @@ class LongCtxConfig:
     eval_windows: int = 32  # validation windows per length (the same start positions for every method)
 
 
-def data(cfg: LongCtxConfig) -> CharLMData:
-    # legacy_starts: 23-long-context and 23-needle were trained before get_batch's fix (data.LEGACY_SAMPLER_ARTIFACTS)
-    return CharLMData(context=cfg.train_len, batch_size=cfg.batch_size, legacy_starts=True)
+def data(cfg: LongCtxConfig, legacy_starts: bool = False) -> CharLMData:
+    """The Jargon File in windows of ``cfg.train_len``; ``legacy_starts`` only for an artifact trained
+    before ``get_batch``'s fix (``roadmap_lib.data.LEGACY_SAMPLER_ARTIFACTS``)."""
+    return CharLMData(context=cfg.train_len, batch_size=cfg.batch_size, legacy_starts=legacy_starts)
 
 
 def new_model(vocab_size: int, cfg: LongCtxConfig) -> Llama:

@@ -135,3 +135,18 @@ def test_artifact_is_registered_and_the_shipped_record_meets_the_issue():
     n = [r["non_embedding"] for r in runs]
     assert len(set(n)) >= 15 and math.log10(max(n) / min(n)) >= 1.5
     assert all(len(r["val_loss"]) >= 3 for r in runs) and len(analysis.seed_spread(record)) >= 1
+
+
+def test_main_runs_average_the_seeds_of_each_size_on_their_common_steps():
+    record, _ = _synthetic_record()
+    runs = sweep.main_runs(record)
+    assert len(runs) == len(sweep.SIZES) and [r["non_embedding"] for r in runs] == sorted(r["non_embedding"] for r in runs)
+    smallest = [r for r in record["runs"] if (r["n_layers"], r["d_model"]) == sweep.SIZES[0]]
+    assert runs[0]["seeds"] == [0, 1, 2] and runs[1]["seeds"] == [0]
+    for i, v in enumerate(runs[0]["val_loss"]):  # seeds at +0.01 and -0.02: the mean moves by -0.01/3
+        assert v == pytest.approx(sum(r["val_loss"][i] for r in smallest) / 3)
+        assert v == pytest.approx(smallest[0]["val_loss"][i] - 0.01 / 3)
+    short = dict(smallest[1], val_steps=smallest[1]["val_steps"][:5], val_loss=smallest[1]["val_loss"][:5])
+    record["runs"][record["runs"].index(smallest[1])] = short
+    assert sweep.main_runs(record)[0]["val_steps"] == short["val_steps"]  # only steps every seed has
+    assert [r["seed"] for r in sweep.seed_runs(record, 0)] == [0] * len(sweep.SIZES)

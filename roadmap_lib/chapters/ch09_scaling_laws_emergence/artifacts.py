@@ -14,14 +14,14 @@ VERIFY_STEPS = 200
 
 
 def build(root: Path) -> None:
-    sweep.build(root / sweep.FILE)
+    sweep.build(root / sweep.FILE, jobs=2)
 
 
 def verify(root: Path):
-    """Re-train the two smallest sizes for VERIFY_STEPS steps; compare with their recorded curve."""
+    """Re-train the two smallest sizes (seed 0) for VERIFY_STEPS steps; compare with their recorded curve."""
     record = sweep.load(root / sweep.FILE)
     checks = []
-    for r in sweep.main_runs(record)[:2]:
+    for r in sweep.seed_runs(record, 0)[:2]:
         again = sweep.run(r["n_layers"], r["d_model"], steps=VERIFY_STEPS)
         got = again["val_loss"][again["val_steps"].index(VERIFY_STEPS)]
         rec = r["val_loss"][r["val_steps"].index(VERIFY_STEPS)]
@@ -31,6 +31,6 @@ def verify(root: Path):
 
 
 ARTIFACTS = [Artifact("scaling-sweep-jargon", "09",
-                      "15 tiny character GPTs x 12 token budgets on jargon.txt: validation curves "
-                      "and per-character scores (chapter 09's scaling laws and emergence)",
+                      "15 tiny character GPTs x 12 token budgets x 3 seeds on jargon.txt: validation "
+                      "curves and per-character scores (chapter 09's scaling laws and emergence)",
                       (sweep.FILE,), build, verify)]

@@ -28,7 +28,7 @@ def plot_loss_vs_compute(record: dict, front=None, ax=None):
     if front is not None:
         ax.plot(front[0], front[1], "k--", lw=2, label="frontier (lowest loss at each C)")
     ax.set(xscale="log", xlabel="training compute C = 6·N·D (FLOPs, N non-embedding)",
-           ylabel="validation loss (nats/char)", title="15 sizes, one curve each")
+           ylabel="validation loss (nats/char)", title="15 sizes, one curve each (mean of 3 seeds)")
     ax.legend(fontsize=8)
     return ax
 

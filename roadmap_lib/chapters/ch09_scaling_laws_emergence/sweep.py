@@ -4,18 +4,21 @@ Every model sees the same protocol: context 32, batch 16 (512 characters a step)
 constant learning rate after a short warmup (Kaplan et al.'s setting, so that the validation loss
 at step s is the loss of a run "trained on s·512 characters"; Hoffmann et al. retune a cosine
 schedule per budget instead, which this budget cannot afford), 600 steps per size (the six smallest
-train longer, up to 3000 steps, so that small models reach the larger compute budgets), one seed
-per size plus two extra seeds for two sizes to measure the noise. After STEPS steps each model is
-scored per character on fixed validation windows: log-likelihood, accuracy of the greedy next
-character, and exact match of k consecutive characters (all k greedy predictions right, which is
-exactly "greedy decoding reproduces the next k characters").
+train longer, up to 3000 steps, so that small models reach the larger compute budgets), every size
+with the three seeds in ``SEEDS``: one seed's curve differs from another's by about as much as
+neighbouring sizes do, so the analysis reads the mean over the seeds (:func:`main_runs`). After
+STEPS steps each model is scored per character on fixed validation windows: log-likelihood,
+accuracy of the greedy next character, and exact match of k consecutive characters (all k greedy
+predictions right, which is exactly "greedy decoding reproduces the next k characters").
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -33,8 +36,8 @@ LR, WARMUP = 3e-3, 30
 #: (n_layers, d_model), ordered by non-embedding parameters; head size 8
 SIZES = [(1, 8), (1, 12), (1, 16), (2, 12), (2, 16), (1, 24), (3, 16), (2, 24), (1, 40),
          (3, 24), (2, 32), (4, 24), (3, 32), (2, 48), (3, 48)]
-EXTRA_SEEDS = {0: (1, 2), 7: (1, 2)}  # size index -> extra seeds (run for STEPS steps)
-#: the smallest sizes train longer (seed 0), so that IsoFLOP profiles reach small models
+SEEDS = (0, 1, 2)  # every size, every seed: the analysis reads the mean over seeds
+#: the smallest sizes train longer (every seed), so that IsoFLOP profiles reach small models
 LONGER = {(1, 8): 3000, (1, 12): 2400, (1, 16): 1800, (2, 12): 1800, (2, 16): 1200, (1, 24): 1200}
 EXACT_K = (1, 2, 4, 8, 16)
 SCORE_BATCHES, SCORE_SEED = 16, 4321
@@ -46,8 +49,7 @@ def config(n_layers: int, d_model: int, vocab_size: int) -> GPTConfig:
 
 
 def data() -> CharLMData:
-    # legacy_starts: scaling-sweep-jargon was built before get_batch's fix (data.LEGACY_SAMPLER_ARTIFACTS)
-    return CharLMData(context=CONTEXT, batch_size=BATCH, legacy_starts=True)
+    return CharLMData(context=CONTEXT, batch_size=BATCH)
 
 
 @torch.no_grad()
@@ -98,27 +100,33 @@ def run(n_layers: int, d_model: int, *, seed: int = 0, steps: int = STEPS, lm: C
             "scores": scores, "seconds": round(result.seconds, 2)}
 
 
-def build(path: Path, progress: bool = True) -> dict:
-    """Run the whole sweep on one thread and write the results JSON to ``path``."""
-    with cpu_threads(1):
-        lm = data()
-        runs, start = [], time.perf_counter()
-        for i, (n_layers, d_model) in enumerate(SIZES):
-            for seed in (0, *EXTRA_SEEDS.get(i, ())):
-                steps = LONGER.get((n_layers, d_model), STEPS) if seed == 0 else STEPS
-                runs.append(run(n_layers, d_model, seed=seed, steps=steps, lm=lm))
-                if progress:
-                    r = runs[-1]
-                    print(f"L={n_layers} d={d_model} seed={seed} N={r['non_embedding']} "
-                          f"val={r['val_loss'][-1]:.4f} ({r['seconds']:.1f} s)", flush=True)
+def _cell(cell: tuple[int, int, int]) -> dict:
+    n_layers, d_model, seed = cell
+    with cpu_threads(1):  # one thread per run, whatever the number of worker processes
+        return run(n_layers, d_model, seed=seed, steps=LONGER.get((n_layers, d_model), STEPS))
+
+
+def build(path: Path, progress: bool = True, jobs: int = 1) -> dict:
+    """Run the whole sweep (every size x every seed, one thread per run, ``jobs`` runs at a time;
+    the result does not depend on ``jobs``) and write the results JSON to ``path``."""
+    if jobs < 1:
+        raise ValueError(f"jobs: expected a positive number of processes, got {jobs}")
+    cells = [(n_layers, d_model, seed) for n_layers, d_model in SIZES for seed in SEEDS]
+    runs, start = [], time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for r in pool.map(_cell, cells):
+            runs.append(r)
+            if progress:
+                print(f"L={r['n_layers']} d={r['d_model']} seed={r['seed']} N={r['non_embedding']} "
+                      f"val={r['val_loss'][-1]:.4f} ({r['seconds']:.1f} s)", flush=True)
     record = {"command": "python -m roadmap_lib build scaling-sweep-jargon",
-              "protocol": {"context": CONTEXT, "batch": BATCH, "steps": STEPS,
+              "protocol": {"context": CONTEXT, "batch": BATCH, "steps": STEPS, "seeds": list(SEEDS),
                            "longer": {f"{L}x{d}": s for (L, d), s in LONGER.items()}, "lr": LR,
                            "warmup": WARMUP, "eval_interval": EVAL_INTERVAL,
                            "eval_batches": EVAL_BATCHES, "tokens_per_step": CONTEXT * BATCH,
                            "score_batches": SCORE_BATCHES, "exact_k": list(EXACT_K),
                            "corpus": "jargon.txt", "threads": 1},
-              "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+              "runs": runs, "seconds": round(time.perf_counter() - start, 1), "jobs": jobs}
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
     return record
 
@@ -130,13 +138,30 @@ def load(path: Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def seed_runs(record: dict, seed: int) -> list[dict]:
+    """The runs of one seed, one per size, smallest first."""
+    return sorted((r for r in record["runs"] if r["seed"] == seed), key=lambda r: r["non_embedding"])
+
+
 def main_runs(record: dict) -> list[dict]:
-    """The seed-0 run of each size, smallest first."""
-    return sorted((r for r in record["runs"] if r["seed"] == 0), key=lambda r: r["non_embedding"])
+    """One run per size, smallest first: the mean over its seeds of the validation curve (on the
+    steps every seed evaluated) and of each score; ``"seeds"`` lists the seeds averaged."""
+    by_size: dict[tuple[int, int], list[dict]] = {}
+    for r in record["runs"]:
+        by_size.setdefault((r["n_layers"], r["d_model"]), []).append(r)
+    out = []
+    for rs in by_size.values():
+        steps = [s for s in rs[0]["val_steps"] if all(s in r["val_steps"] for r in rs)]
+        at = [{s: v for s, v in zip(r["val_steps"], r["val_loss"])} for r in rs]
+        out.append({**{k: v for k, v in rs[0].items() if k not in ("seed", "train_loss", "seconds")},
+                    "seeds": [r["seed"] for r in rs], "val_steps": steps,
+                    "val_loss": [statistics.mean(a[s] for a in at) for s in steps],
+                    "scores": {k: statistics.mean(r["scores"][k] for r in rs) for k in rs[0]["scores"]}})
+    return sorted(out, key=lambda r: r["non_embedding"])
 
 
 def curves(record: dict, min_step: int = 100) -> list[tuple[int, list[float], list[float]]]:
-    """``[(N, tokens, val_loss)]`` per size (seed 0), from step ``min_step`` on (after warmup)."""
+    """``[(N, tokens, val_loss)]`` per size (mean over seeds), from step ``min_step`` on (after warmup)."""
     tps = record["protocol"]["tokens_per_step"]
     out = []
     for r in main_runs(record):
@@ -146,7 +171,7 @@ def curves(record: dict, min_step: int = 100) -> list[tuple[int, list[float], li
 
 
 def points(record: dict, min_step: int = 100) -> tuple[list[float], list[float], list[float]]:
-    """``(N, D, L)`` of every (size, budget) point of the seed-0 curves, for the joint fit."""
+    """``(N, D, L)`` of every (size, budget) point of the mean curves, for the joint fit."""
     n, d, loss = [], [], []
     for size, tokens, losses in curves(record, min_step):
         n += [size] * len(tokens)
@@ -155,5 +180,5 @@ def points(record: dict, min_step: int = 100) -> tuple[list[float], list[float],
     return n, d, loss
 
 
-__all__ = ["FILE", "SIZES", "build", "config", "curves", "data", "load", "main_runs", "points",
-           "run", "score"]
+__all__ = ["FILE", "SEEDS", "SIZES", "build", "config", "curves", "data", "load", "main_runs", "points",
+           "run", "score", "seed_runs"]

@@ -56,7 +56,7 @@ class CharVocab(CharTokenizer):
 # that `python -m roadmap_lib build NAME` still reproduces the shipped file. Rebuilding one with the
 # fixed sampler removes it here.
 LEGACY_SAMPLER_ARTIFACTS = ("gpt-char-jargon", "gpt-char-draft", "gpt-char-distilled", "16-peft-sweep",
-                            "17-continual", "23-needle")
+                            "17-continual")
 
 
 class CharLMData:

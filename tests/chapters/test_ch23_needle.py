@@ -28,3 +28,20 @@ def test_grid_shape_and_methods_share_windows():
     assert g["loss"]["rope"]["64"] == g["loss"]["ntk"]["64"]
     assert g["loss"]["rope"]["128"] != g["loss"]["ntk"]["128"]
     assert all(0 <= r <= 1 for by_len in g["found"].values() for v in by_len.values() for r in v)
+
+
+def test_the_needle_task_never_draws_from_get_batch(monkeypatch):
+    # why 23-needle is not in LEGACY_SAMPLER_ARTIFACTS: issue 12's sampler fix cannot change it
+    from dataclasses import replace
+
+    from roadmap_lib.chapters.ch23_long_context_rag import needle
+    from roadmap_lib.data import CharLMData
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the needle task called CharLMData.get_batch")
+
+    monkeypatch.setattr(CharLMData, "get_batch", refuse)
+    cfg = replace(needle.NeedleConfig(), steps=2, windows=2)
+    model, d, log = needle.train_needle(cfg, 0)
+    assert any("val_loss" in row for row in log)
+    assert set(needle.grid(model, d, cfg, lengths=[cfg.train_len])["found"]) == set(needle.longctx.METHODS)

@@ -232,7 +232,7 @@ others = [r["mean"] for r in rows if r["method"] != "full"]
 assert by["full"]["mean"] < min(others) and lower("full", "lora r=4 all")
 assert lower("lora r=4 all", "lora r=4 qv") and lower("lora r=1 all", "lora r=4 qv")
 assert lower("lora r=4 qv", "lora r=1 qv") and lower("lora r=4 all", "lora r=1 all")
-assert lower("lora r=16 qv", "lora r=4 qv") and cmp[("lora r=16 qv", "lora r=4 qv")]["gap"] > -0.1
+assert not cmp[("lora r=16 qv", "lora r=4 qv")]["real"]
 assert cmp[("lora r=16 all", "lora r=4 all")]["real"] and cmp[("lora r=16 all", "lora r=4 all")]["gap"] > 0
 assert not cmp[("qlora r=4 qv", "lora r=4 qv")]["real"]
 assert lower("dora r=4 qv", "lora r=4 qv")
@@ -255,7 +255,7 @@ assert round(100 * by["ia3"]["trainable"] / n_params, 1) == 0.4
 #   the query and value projections only, and rank 1 on all layers beats rank 4 on q and v with
 #   about as many parameters (9,216 against 8,192).
 # - **The rank curve flattens early** (the intrinsic-dimension picture): from $r = 1$ to $4$ helps
-#   on both target sets; from 4 to 16 helps only a little on q, v, and on all layers $r = 16$ came
+#   on both target sets; from 4 to 16 makes no difference on q, v, and on all layers $r = 16$ came
 #   out *worse* than $r = 4$. We read the latter as an optimisation effect of the learning rate
 #   picked at $r = 4$, not as rank hurting: this sweep tuned nothing per rank.
 # - **QLoRA matches LoRA**: the NF4 base made no difference we can measure at $r = 4$ on q, v.

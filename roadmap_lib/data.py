@@ -55,8 +55,7 @@ class CharVocab(CharTokenizer):
 # builders (chapter code, each naming its artifact beside the call) pass ``legacy_starts=True`` so
 # that `python -m roadmap_lib build NAME` still reproduces the shipped file. Rebuilding one with the
 # fixed sampler removes it here.
-LEGACY_SAMPLER_ARTIFACTS = ("gpt-char-jargon", "gpt-char-draft", "gpt-char-distilled", "16-peft-sweep",
-                            "17-continual")
+LEGACY_SAMPLER_ARTIFACTS = ("gpt-char-jargon", "gpt-char-draft", "gpt-char-distilled")
 
 
 class CharLMData:

@@ -79,8 +79,7 @@ def zetan_data(vocab) -> CharLMData:
     """Zetan sentences of the translation task's train split, one per line; the last 10 % of the
     text is the validation split."""
     text = "\n".join(row["tgt"] for row in load_task("translation", "train"))
-    # legacy_starts: 16-peft-sweep was built before get_batch's fix (data.LEGACY_SAMPLER_ARTIFACTS)
-    return CharLMData(text, context=CONTEXT, batch_size=BATCH, vocab=vocab, legacy_starts=True)
+    return CharLMData(text, context=CONTEXT, batch_size=BATCH, vocab=vocab)
 
 
 def prepare(method: Method | str, seed: int = 0) -> tuple[nn.Module, Callable]:

@@ -74,9 +74,8 @@ def load_model():
 def domains(vocab) -> dict[str, CharLMData]:
     """``{"old": English (the Jargon File's own split), "new": Zetan}``, same context and batch."""
     zetan = "\n".join(row["tgt"] for row in load_task("translation", "train"))
-    # legacy_starts: 17-continual was built before get_batch's fix (data.LEGACY_SAMPLER_ARTIFACTS)
-    return {"old": CharLMData(context=CONTEXT, batch_size=BATCH, vocab=vocab, legacy_starts=True),
-            "new": CharLMData(zetan, context=CONTEXT, batch_size=BATCH, vocab=vocab, legacy_starts=True)}
+    return {"old": CharLMData(context=CONTEXT, batch_size=BATCH, vocab=vocab),
+            "new": CharLMData(zetan, context=CONTEXT, batch_size=BATCH, vocab=vocab)}
 
 
 def lm_loss(model, x, y):

@@ -268,18 +268,18 @@ print(f"steps 1-{len(replay)}: loss {replay[0]:.4f} -> {replay[-1]:.4f} now, {fi
 assert len(replay) == len(first) == REPLAY_STEPS and worst < 1e-3
 
 teacher = load_teacher()  # the tagger after all 600 steps, on the fast path: from here on it only scores and teaches
-live = {"pretrained": scores(teacher, test_set, "token")}
+tagger_scores = scores(teacher, test_set, "token")
 recorded = {start: [r["f1"] for r in study["runs"] if (r["kind"], r["start"], r["n_train"]) == ("token", start, LIVE_N)]
             for start in ("pretrained", "scratch")}
 recorded_seed = next(r["f1"] for r in study["runs"] if (r["kind"], r["start"], r["n_train"], r["seed"])
                      == ("token", "pretrained", LIVE_N, RECIPE["seed"]))
-print(f"pretrained, shipped weights: test F1 {live['pretrained']['f1']:.3f} (the sweep's run with this seed "
+print(f"pretrained, shipped weights: test F1 {tagger_scores['f1']:.3f} (the sweep's run with this seed "
       f"{recorded_seed:.3f})")
 print(f"scratch, recorded seeds: {[round(f, 3) for f in recorded['scratch']]}")
 assert len(recorded["scratch"]) == 3
-assert abs(live["pretrained"]["f1"] - tagged["teacher"]["f1"]) < 1e-4
-assert abs(live["pretrained"]["f1"] - recorded_seed) < 0.04
-assert live["pretrained"]["f1"] > max(recorded["scratch"]) + 0.08
+assert abs(tagger_scores["f1"] - tagged["teacher"]["f1"]) < 1e-4
+assert abs(tagger_scores["f1"] - recorded_seed) < 0.01  # the same run, up to fused kernels' and fp16's rounding
+assert tagger_scores["f1"] > max(recorded["scratch"]) + 0.08
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -424,17 +424,17 @@ sizes = {"teacher": tagged["teacher"]["parameters"], "student": tagged["students
 paired = [d - a for d, a in zip(students["student distilled"], students["student alone"])]
 mean = {name: sum(f1) / len(f1) for name, f1 in students.items()}
 spread = max(max(f1) - min(f1) for f1 in students.values())  # the largest range over the seeds
-print(sizes, "teacher F1", round(live["pretrained"]["f1"], 3))
+print(sizes, "teacher F1", round(tagger_scores["f1"], 3))
 for name, f1 in students.items():
     print(f"{name:<18} F1 per seed {[round(v, 3) for v in f1]}, mean {mean[name]:.3f}")
 print(f"distilled minus alone, per seed: {[round(d, 3) for d in paired]}; spread between seeds {spread:.3f}")
-plot_seed_bars({"teacher (2 layers)": [live["pretrained"]["f1"]], **students}, "test F1 of 'changed'",
+plot_seed_bars({"teacher (2 layers)": [tagger_scores["f1"]], **students}, "test F1 of 'changed'",
                "Distillation in miniature: a 1-layer student")
 plt.show()
 
 # %%
 assert sizes["student"] < 0.85 * sizes["teacher"] and sizes["teacher"] == count_parameters(teacher)
-assert max(max(f1) for f1 in students.values()) < 0.7 * live["pretrained"]["f1"]
+assert max(max(f1) for f1 in students.values()) < 0.7 * tagger_scores["f1"]
 assert abs(mean["student distilled"] - mean["student alone"]) < spread  # a gap inside the seed noise: no difference
 
 # %% [markdown]

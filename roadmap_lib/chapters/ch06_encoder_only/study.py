@@ -7,7 +7,7 @@ from random weights. Both are scored on the test split, and every cell is repeat
 in ``SEEDS`` (the seed draws the new weights and the batches). The sweep takes about 25 CPU-minutes,
 so it runs once, ``python -m roadmap_lib build 06-finetune`` (two worker processes, each run on
 one thread; the result does not depend on the number of processes), and writes ``data/06_finetune.json``; chapter 06 reads that file
-and re-runs one of its cells live.
+and compares one of its cells with the tagger that ``06-distil`` ships (:mod:`.distil`).
 """
 
 from __future__ import annotations

@@ -143,13 +143,4 @@ def test_replay_run_is_deterministic_for_few_steps():
     assert a["forgetting"] == pytest.approx(a["after"]["old"] - a["before"]["old"])
 
 
-@pytest.mark.slow
-def test_artifact_verifies():
-    """Re-runs one recorded cell (100 steps, about 20-40 s on one core)."""
-    from roadmap_lib import DATA_DIR, zoo
-    from roadmap_lib.chapters.ch17_llmops.artifacts import ARTIFACTS
-
-    if not (DATA_DIR / forgetting.RESULTS).is_file():
-        pytest.skip("17-continual is not built")
-    checks = zoo.verify(ARTIFACTS[0])
-    assert all(c.ok for c in checks), [str(c) for c in checks]
+# 17-continual's verify (re-running one recorded cell) runs once, in tests/test_artifacts.py.

@@ -193,11 +193,8 @@ def test_shipped_pairs_and_reward_model_load(zoo):
         assert rm(train.chosen[:4]).shape == (4,)
 
 
-@shipped
-def test_artifact_verifies():
-    from roadmap_lib.zoo import verify
-    checks = verify(artifacts.ARTIFACTS[0])
-    assert all(c.ok for c in checks), [str(c) for c in checks]
+# Both artifacts' verify (re-measuring every recorded number) runs once, in
+# tests/test_artifacts.py::test_artifact_remeasures_its_recorded_metrics; not repeated here.
 
 
 overopt_shipped = pytest.mark.skipif(not (DATA_DIR / artifacts.OVEROPT).is_file(),
@@ -205,10 +202,7 @@ overopt_shipped = pytest.mark.skipif(not (DATA_DIR / artifacts.OVEROPT).is_file(
 
 
 @overopt_shipped
-def test_overoptimisation_record_and_verify():
-    from roadmap_lib.zoo import verify
+def test_overoptimisation_record_is_complete():
     record = artifacts.load_results(name=artifacts.OVEROPT)
     assert len(record["curves"]) == len(record["setup"]["seeds"]) >= 3
     assert all(len(c) == record["setup"]["steps"] // record["setup"]["every"] + 1 for c in record["curves"])
-    checks = verify(artifacts.ARTIFACTS[1])
-    assert all(c.ok for c in checks), [str(c) for c in checks]

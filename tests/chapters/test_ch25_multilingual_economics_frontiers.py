@@ -10,12 +10,10 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from roadmap_lib import DATA_DIR
 from roadmap_lib.chapters.ch25_multilingual_economics_frontiers import artifacts, costs, plots
 from roadmap_lib.chapters.ch25_multilingual_economics_frontiers import induction as I
 from roadmap_lib.chapters.ch25_multilingual_economics_frontiers import multilingual_study as S
 from roadmap_lib.measure import count_parameters
-from roadmap_lib.zoo import verify
 
 
 @pytest.mark.slow
@@ -91,11 +89,7 @@ def test_fit_and_score_learns_a_separable_toy_task():
     assert acc == {"en": 1.0, "fr": 1.0}
 
 
-def test_shipped_sample_and_induction_model_verify():
-    for art in artifacts.ARTIFACTS:
-        if art.name in ("25-parallel-sphinx", "25-induction-gpt"):
-            checks = verify(art, DATA_DIR)
-            assert checks and all(c.ok for c in checks), [str(c) for c in checks]
+# The shipped artifacts' verifies run once, in tests/test_artifacts.py (every registered artifact).
 
 
 def test_transfer_results_are_complete():

@@ -60,7 +60,7 @@ from roadmap_lib.chapters.ch03_positional_encodings.extrapolation import (
     KEPT_SCHEME,
     REPLAY_STEPS,
     ROWS,
-    ExperimentConfig,
+    experiment_config,
     load_results,
     load_trained,
     score,
@@ -458,7 +458,7 @@ assert torch.allclose(w_ours, w_bloom, atol=1e-6)
 
 # %%
 results = load_results()
-cfg = ExperimentConfig(**{**results["experiment"], "eval_factors": tuple(results["experiment"]["eval_factors"])})
+cfg = experiment_config(results)
 _, replay = train_scheme(KEPT_SCHEME, cfg, progress=False, stop_at=REPLAY_STEPS)
 now = [r["loss"] for r in replay.log]
 recorded = results["first_losses"][KEPT_SCHEME]

@@ -1,5 +1,5 @@
-"""Measuring models and runs: CPU threads, wall time, peak tensor memory, parameter counts and the
-bytes a key/value cache costs.
+"""Measuring models and runs: CPU threads (and seeded runs spread over worker processes), wall
+time, peak tensor memory, parameter counts and the bytes a key/value cache costs.
 
 Chapters that compare speed or size (04, 09, 12, 14, 15) import these instead of timing things by
 hand, so that every number in the book is measured the same way.
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 
 import torch
 from torch import nn
@@ -34,6 +36,31 @@ def cpu_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _on_one_thread(fn: Callable, cell):
+    with cpu_threads(1):
+        return fn(cell)
+
+
+def map_runs(fn: Callable, cells: Iterable, jobs: int = 1) -> Iterator:
+    """``fn(cell)`` for every cell, in order, each call on one CPU thread, ``jobs`` worker processes
+    at a time (``jobs=1``: in this process). A sweep's seeded runs give the same results whatever
+    ``jobs`` is; with ``jobs > 1``, ``fn`` must be a module-level function (it is pickled). Results
+    are yielded as they come, in the order of ``cells``, so a caller can print progress.
+    """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs: expected a positive int number of processes, got {jobs!r}")
+    call = partial(_on_one_thread, fn)
+
+    def results() -> Iterator:
+        if jobs == 1:
+            yield from map(call, cells)
+        else:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                yield from pool.map(call, cells)
+
+    return results()
 
 
 class PeakTensorMemory(TorchDispatchMode):
@@ -118,5 +145,5 @@ def kv_cache_bytes(n_layers: int, n_kv_heads: int, head_dim: int, bytes_per_valu
     return 2 * n_layers * n_kv_heads * head_dim * bytes_per_value
 
 
-__all__ = ["PeakTensorMemory", "count_parameters", "cpu_threads", "kv_cache_bytes", "peak_memory",
-           "time_call"]
+__all__ = ["PeakTensorMemory", "count_parameters", "cpu_threads", "kv_cache_bytes", "map_runs",
+           "peak_memory", "time_call"]

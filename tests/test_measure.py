@@ -9,6 +9,7 @@ from roadmap_lib.measure import (
     cpu_threads,
     cpu_time_call,
     kv_cache_bytes,
+    map_runs,
     peak_memory,
     time_call,
 )
@@ -112,3 +113,21 @@ def test_a_storage_at_a_reused_address_is_counted():
         mode.live[b.data_ptr()] = (freed, 32)  # as if a freed storage had lived at b's address
         b.add_(1)  # an operator that returns b
     assert mode.peak == b.untyped_storage().nbytes()
+
+
+def _seeded_run(seed: int) -> tuple[int, float, int]:
+    torch.manual_seed(seed)
+    return seed, torch.randn(64, 64).matmul(torch.randn(64, 64)).sum().item(), torch.get_num_threads()
+
+
+def test_map_runs_gives_the_same_ordered_results_for_any_number_of_jobs():
+    one = list(map_runs(_seeded_run, range(5), jobs=1))
+    two = list(map_runs(_seeded_run, range(5), jobs=2))
+    assert one == two and [r[0] for r in one] == list(range(5))
+    assert all(threads == 1 for *_, threads in one)  # every call on one thread
+    before = torch.get_num_threads()
+    list(map_runs(_seeded_run, [0], jobs=1))
+    assert torch.get_num_threads() == before  # restored afterwards
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="jobs"):
+            map_runs(_seeded_run, [0], jobs=bad)  # refused at the call, before anything runs

@@ -4,7 +4,6 @@ the trained ALiBi model the chapter studies further."""
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from pathlib import Path
 
 from roadmap_lib.chapters.ch03_positional_encodings import extrapolation as ex
@@ -26,18 +25,12 @@ def _build(root: Path) -> None:
     atomic_write_text(root / ex.RESULTS_FILE, json.dumps(results, indent=1) + "\n")
 
 
-def _config(info: dict) -> ex.ExperimentConfig:
-    names = {f.name for f in fields(ex.ExperimentConfig)}
-    return ex.ExperimentConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in info["experiment"].items() if k in names})
-
-
 def _verify(root: Path):
     """Replay the start of the kept scheme's training, and score the shipped weights.
 
     The whole table is reproduced by ``build`` (about 10 minutes); this check costs seconds."""
     info = json.loads((root / ex.RESULTS_FILE).read_text(encoding="utf-8"))
-    cfg = _config(info)
+    cfg = ex.experiment_config(info)
     _, replay = ex.train_scheme(ex.KEPT_SCHEME, cfg, progress=False, stop_at=ex.REPLAY_STEPS)
     recorded = info["first_losses"][ex.KEPT_SCHEME]
     worst = max(abs(r["loss"] - want) for r, want in zip(replay.log, recorded))

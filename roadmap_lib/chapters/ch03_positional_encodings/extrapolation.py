@@ -310,6 +310,12 @@ def load_trained(path=None) -> PosLM:
     return model.eval()
 
 
+def experiment_config(results: dict) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` a results record was built with."""
+    return ExperimentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in results["experiment"].items()})
+
+
 def load_results(name: str = RESULTS_FILE) -> dict:
     from roadmap_lib import data_path
 

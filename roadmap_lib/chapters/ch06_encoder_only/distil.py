@@ -28,7 +28,7 @@ import torch
 
 from roadmap_lib.chapters.ch06_encoder_only.finetune import TaskData, finetune, make_model, scores
 from roadmap_lib.chapters.ch06_encoder_only.pretrain import load
-from roadmap_lib.chapters.ch06_encoder_only.study import RECIPE, TASK, fast_path
+from roadmap_lib.chapters.ch06_encoder_only.study import RECIPE, TASK, fast_path, train_one
 from roadmap_lib.checkpoint import load_model, read_model_metadata, save_model
 from roadmap_lib.fileio import atomic_write_text
 from roadmap_lib.measure import count_parameters, cpu_threads
@@ -45,13 +45,10 @@ STUDENTS = ("student alone", "student distilled")
 
 
 def train_teacher(encoder_model, vocab, *, stop_at: int | None = None):
-    """Fine-tune the pretrained tagger with the sweep's recipe (seed 0); ``(model, loss per step)``."""
-    model = make_model("token", encoder_model.config, encoder_model.bert, seed=RECIPE["seed"])
-    fast_path(model, attention=False)  # fused norms and activations: the sweep's dropout masks
-    with cpu_threads(1):
-        losses = finetune(model, TaskData(vocab, TASK, "train", limit=LIVE_N), "token", steps=RECIPE["steps"],
-                          lr=RECIPE["lr"], batch_size=RECIPE["batch_size"], seed=RECIPE["seed"], stop_at=stop_at)
-    return model, losses
+    """The sweep's cell (token head, pretrained, ``LIVE_N`` labels, seed 0) with fused norms and
+    activations, which keep the sweep's dropout masks; ``(model, loss per step)``."""
+    return train_one("token", "pretrained", LIVE_N, encoder_model=encoder_model, vocab=vocab, fused_ops=True,
+                     stop_at=stop_at)
 
 
 def save_teacher(model: BertForTokenClassification, path: Path) -> None:
@@ -89,38 +86,33 @@ def build(root: Path, progress: bool = True) -> dict:
     encoder_model, vocab, _ = load()
     teacher, losses = train_teacher(encoder_model, vocab)
     teacher_seconds = round(time.perf_counter() - start, 1)
-    tmp = root / (TEACHER_FILE + ".building")
-    try:
-        save_teacher(teacher, tmp)
-        teacher = load_teacher(tmp)  # everything below uses the weights as shipped
-        train_set, test_set = TaskData(vocab, TASK, "train", limit=LIVE_N), TaskData(vocab, TASK, "test")
-        with cpu_threads(1):
-            teacher_scores = scores(teacher, test_set, "token")
-        runs = []
-        for seed in SEEDS:
-            for name in STUDENTS:
-                student = train_student(teacher, train_set, seed, distil=name == "student distilled")
-                with cpu_threads(1):
-                    runs.append({"seed": seed, "student": name, **scores(student, test_set, "token")})
-                if progress:
-                    print(runs[-1], f"{time.perf_counter() - start:.0f} s", flush=True)
-        record = {
-            "description": "chapter 06's tagger (pretrained encoder, 2,000 labels, seed 0; weights shipped in fp16) "
-                           "and 1-layer students fine-tuned on labels alone or distilled from it, per seed",
-            "command": "python -m roadmap_lib build 06-distil",
-            "recipe": RECIPE, "n_train": LIVE_N, "task": TASK, "split": "test",
-            "teacher": {"file": TEACHER_FILE, "parameters": count_parameters(teacher), **teacher_scores,
-                        "first_losses": losses[:REPLAY_STEPS], "final_loss": losses[-1]},
-            "students": {"steps": STUDENT_STEPS, "T": T, "alpha": ALPHA, "seeds": list(SEEDS),
-                         "parameters": count_parameters(student), "runs": runs},
-            "seconds": {"teacher": teacher_seconds,
-                        "students": round(time.perf_counter() - start - teacher_seconds, 1)},
-            "torch": torch.__version__,
-        }
-        atomic_write_text(root / RESULTS, json.dumps(record, indent=1) + "\n")
-        tmp.replace(root / TEACHER_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_teacher(teacher, root / TEACHER_FILE)  # root is the zoo's staging folder
+    teacher = load_teacher(root / TEACHER_FILE)  # everything below uses the weights as shipped
+    train_set, test_set = TaskData(vocab, TASK, "train", limit=LIVE_N), TaskData(vocab, TASK, "test")
+    with cpu_threads(1):
+        teacher_scores = scores(teacher, test_set, "token")
+    runs = []
+    for seed in SEEDS:
+        for name in STUDENTS:
+            student = train_student(teacher, train_set, seed, distil=name == "student distilled")
+            with cpu_threads(1):
+                runs.append({"seed": seed, "student": name, **scores(student, test_set, "token")})
+            if progress:
+                print(runs[-1], f"{time.perf_counter() - start:.0f} s", flush=True)
+    record = {
+        "description": "chapter 06's tagger (pretrained encoder, 2,000 labels, seed 0; weights shipped in fp16) "
+                       "and 1-layer students fine-tuned on labels alone or distilled from it, per seed",
+        "command": "python -m roadmap_lib build 06-distil",
+        "recipe": RECIPE, "n_train": LIVE_N, "task": TASK, "split": "test",
+        "teacher": {"file": TEACHER_FILE, "parameters": count_parameters(teacher), **teacher_scores,
+                    "first_losses": losses[:REPLAY_STEPS], "final_loss": losses[-1]},
+        "students": {"steps": STUDENT_STEPS, "T": T, "alpha": ALPHA, "seeds": list(SEEDS),
+                     "parameters": count_parameters(student), "runs": runs},
+        "seconds": {"teacher": teacher_seconds,
+                    "students": round(time.perf_counter() - start - teacher_seconds, 1)},
+        "torch": torch.__version__,
+    }
+    atomic_write_text(root / RESULTS, json.dumps(record, indent=1) + "\n")
     return record
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -32,7 +31,7 @@ from roadmap_lib.chapters.ch06_encoder_only.finetune import (
 from roadmap_lib.chapters.ch06_encoder_only.pretrain import MASK, PAD, UNK, MLMData, load
 from roadmap_lib.fileio import atomic_write_text
 from roadmap_lib.layers import ACTIVATIONS, FUSED_ACTIVATIONS, FeedForward, LayerNorm, gelu
-from roadmap_lib.measure import cpu_threads
+from roadmap_lib.measure import cpu_threads, map_runs
 from roadmap_lib.metrics import token_f1
 from roadmap_lib.objectives import mlm_loss
 from roadmap_lib.training import evaluate
@@ -67,15 +66,15 @@ def fast_path(model: torch.nn.Module, *, attention: bool = True) -> torch.nn.Mod
     return model
 
 
-def run_one(kind: str, start: str, n_train: int, *, encoder_model=None, vocab=None, recipe: dict | None = None,
-            split: str = "test", fused_ops: bool = False) -> tuple[dict[str, float], torch.nn.Module]:
-    """Fine-tune one model and return ``(scores on split, model)``.
+def train_one(kind: str, start: str, n_train: int, *, encoder_model=None, vocab=None, recipe: dict | None = None,
+              fused_ops: bool = False, stop_at: int | None = None) -> tuple[torch.nn.Module, list[float]]:
+    """Fine-tune one model with the sweep's recipe; return ``(model, loss per step)``.
 
     ``start`` is ``"pretrained"`` (encoder copied from the zoo's BERT) or ``"scratch"`` (random
     encoder of the same configuration); ``n_train`` keeps the first ``n_train`` training sentences.
     ``fused_ops=True`` trains with fused norms and activations (:func:`fast_path` without its
     attention switch: the same run to float rounding, faster); the recorded sweep used the
-    written-out ones.
+    written-out ones. ``stop_at`` stops after that many steps of the same schedule.
     """
     if start not in STARTS:
         raise ValueError(f"start: expected one of {STARTS}, got {start!r}")
@@ -89,8 +88,18 @@ def run_one(kind: str, start: str, n_train: int, *, encoder_model=None, vocab=No
     if fused_ops:
         fast_path(model, attention=False)
     data = TaskData(vocab, TASK, "train", limit=n_train)
-    finetune(model, data, kind, steps=recipe["steps"], lr=recipe["lr"], batch_size=recipe["batch_size"],
-             seed=recipe["seed"])
+    losses = finetune(model, data, kind, steps=recipe["steps"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+                      seed=recipe["seed"], stop_at=stop_at)
+    return model, losses
+
+
+def run_one(kind: str, start: str, n_train: int, *, encoder_model=None, vocab=None, recipe: dict | None = None,
+            split: str = "test", fused_ops: bool = False) -> tuple[dict[str, float], torch.nn.Module]:
+    """Fine-tune one model (:func:`train_one`) and return ``(scores on split, model)``."""
+    if encoder_model is None or vocab is None:
+        encoder_model, vocab, _ = load()
+    model, _ = train_one(kind, start, n_train, encoder_model=encoder_model, vocab=vocab, recipe=recipe,
+                         fused_ops=fused_ops)
     return scores(model, TaskData(vocab, TASK, split), kind), model
 
 
@@ -102,8 +111,7 @@ def _sweep_cell(cell: tuple[int, int, str, str]) -> dict:
     global _ENCODER
     if _ENCODER is None:
         _ENCODER = load()[:2]
-    with cpu_threads(1):  # one thread per worker process
-        result, _ = run_one(kind, start, n, encoder_model=_ENCODER[0], vocab=_ENCODER[1], recipe={"seed": seed})
+    result, _ = run_one(kind, start, n, encoder_model=_ENCODER[0], vocab=_ENCODER[1], recipe={"seed": seed})
     return {"seed": seed, "n_train": n, "kind": kind, "start": start, **result}
 
 
@@ -111,17 +119,15 @@ def build(path: Path | None = None, progress: bool = True, jobs: int = 1) -> Pat
     """Run the whole sweep (seeded, one thread per run, ``jobs`` runs at a time) and write the
     results JSON; return its path."""
     path = Path(path) if path else DATA_DIR / RESULTS
-    if jobs < 1:
-        raise ValueError(f"jobs: expected a positive number of processes, got {jobs}")
-    record = load()[2]
     cells = [(seed, n, kind, start) for seed in SEEDS for n in SIZES for kind in KINDS for start in STARTS]
+    rows = map_runs(_sweep_cell, cells, jobs)  # refuses a bad jobs before anything runs
+    record = load()[2]
     start_time = time.perf_counter()
     runs = []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for row in pool.map(_sweep_cell, cells):
-            runs.append(row)
-            if progress:
-                print(row, f"{time.perf_counter() - start_time:.0f} s", flush=True)
+    for row in rows:
+        runs.append(row)
+        if progress:
+            print(row, f"{time.perf_counter() - start_time:.0f} s", flush=True)
     info = {"task": TASK, "split": "test", "recipe": RECIPE, "seeds": list(SEEDS), "sizes": list(SIZES), "runs": runs,
             "encoder": {"name": record["name"], "steps": record["steps"], "eval_loss": record["eval"]["loss"]},
             "seconds": round(time.perf_counter() - start_time, 1), "jobs": jobs,
@@ -308,5 +314,6 @@ __all__ = [
     "seed_values",
     "surprise_scores",
     "tagger_location",
+    "train_one",
     "zero_shot_location",
 ]

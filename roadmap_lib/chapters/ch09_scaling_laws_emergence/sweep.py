@@ -18,14 +18,13 @@ import json
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
 from roadmap_lib.data import CharLMData
 from roadmap_lib.fileio import atomic_write_text
-from roadmap_lib.measure import cpu_threads
+from roadmap_lib.measure import map_runs
 from roadmap_lib.models import GPT, GPTConfig
 from roadmap_lib.scaling import gpt_matmul_flops, gpt_param_counts
 from roadmap_lib.training import TrainConfig, train
@@ -102,23 +101,19 @@ def run(n_layers: int, d_model: int, *, seed: int = 0, steps: int = STEPS, lm: C
 
 def _cell(cell: tuple[int, int, int]) -> dict:
     n_layers, d_model, seed = cell
-    with cpu_threads(1):  # one thread per run, whatever the number of worker processes
-        return run(n_layers, d_model, seed=seed, steps=LONGER.get((n_layers, d_model), STEPS))
+    return run(n_layers, d_model, seed=seed, steps=LONGER.get((n_layers, d_model), STEPS))
 
 
 def build(path: Path, progress: bool = True, jobs: int = 1) -> dict:
     """Run the whole sweep (every size x every seed, one thread per run, ``jobs`` runs at a time;
     the result does not depend on ``jobs``) and write the results JSON to ``path``."""
-    if jobs < 1:
-        raise ValueError(f"jobs: expected a positive number of processes, got {jobs}")
     cells = [(n_layers, d_model, seed) for n_layers, d_model in SIZES for seed in SEEDS]
     runs, start = [], time.perf_counter()
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for r in pool.map(_cell, cells):
-            runs.append(r)
-            if progress:
-                print(f"L={r['n_layers']} d={r['d_model']} seed={r['seed']} N={r['non_embedding']} "
-                      f"val={r['val_loss'][-1]:.4f} ({r['seconds']:.1f} s)", flush=True)
+    for r in map_runs(_cell, cells, jobs):
+        runs.append(r)
+        if progress:
+            print(f"L={r['n_layers']} d={r['d_model']} seed={r['seed']} N={r['non_embedding']} "
+                  f"val={r['val_loss'][-1]:.4f} ({r['seconds']:.1f} s)", flush=True)
     record = {"command": "python -m roadmap_lib build scaling-sweep-jargon",
               "protocol": {"context": CONTEXT, "batch": BATCH, "steps": STEPS, "seeds": list(SEEDS),
                            "longer": {f"{L}x{d}": s for (L, d), s in LONGER.items()}, "lr": LR,

@@ -11,7 +11,6 @@ import math
 import platform
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -25,6 +24,7 @@ from roadmap_lib.chapters.ch16_peft_lora_qlora.experiments import (
     run_one,
 )
 from roadmap_lib.fileio import atomic_write_text
+from roadmap_lib.measure import map_runs
 
 RESULTS = "16_peft_sweep.json"
 COMMAND = "python -m roadmap_lib build 16-peft-sweep"
@@ -37,15 +37,10 @@ def _run(args: tuple[str, int, int]) -> dict:
 def build(path: Path, methods=tuple(METHODS), seeds=SEEDS, steps: int = STEPS, jobs: int = 1) -> dict:
     """Run the sweep (seeded, one thread per run, ``jobs`` runs at a time) and write it to ``path``
     (atomically); return the record. Every run is the same with any ``jobs``."""
-    if not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs: expected a positive int number of processes, got {jobs!r}")
-    start = time.perf_counter()
     cells = [(m, s, steps) for m in methods for s in seeds]
-    if jobs == 1:
-        runs = [_run(c) for c in tqdm(cells, desc="runs")]
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            runs = list(tqdm(pool.map(_run, cells), total=len(cells), desc="runs"))
+    runs_in_order = map_runs(_run, cells, jobs)  # refuses a bad jobs before anything runs
+    start = time.perf_counter()
+    runs = list(tqdm(runs_in_order, total=len(cells), desc="runs"))
     record = {"command": COMMAND, "steps": steps, "seeds": list(seeds),
               "base_val_loss": base_val_loss(), "runs": runs,
               "seconds": round(time.perf_counter() - start, 1), "jobs": jobs,
